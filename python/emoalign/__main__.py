@@ -1,0 +1,3 @@
+from emoalign.cli.main import main
+
+main()

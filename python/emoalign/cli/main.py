@@ -1,0 +1,90 @@
+"""The ``emoalign`` command line. Sub-commands are imported lazily so ``--help`` stays fast and a
+statistics-only install never imports torch or MLX."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from emoalign import __version__
+from emoalign.errors import EmoalignError
+
+#: name -> (import path "module:attribute", one-line help). The only list of sub-commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("emoalign.cli.demo:demo", "Run the whole pipeline on the built-in simulated study and render the report."),
+    "simulate": ("emoalign.cli.simulate:simulate", "Write a simulated study (stimuli, human and machine ratings) from a YAML profile."),
+    "stimuli": ("emoalign.cli.stimuli:stimuli", "Build and check a stimulus table (images + design metadata)."),
+    "humans": ("emoalign.cli.humans:humans", "Import and validate human ratings."),
+    "infer": ("emoalign.cli.infer:infer", "Run a VLM or FER model over the stimuli into a resumable run folder."),
+    "spec": ("emoalign.cli.spec:spec", "Check an analysis spec, or print its JSON Schema."),
+    "analyze": ("emoalign.cli.analyze:analyze", "Run every analysis of a YAML spec; write tidy results + manifest."),
+    "report": ("emoalign.cli.report:report", "Render the Quarto report (HTML, PDF) of a results folder."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or str(exc)
+
+            @click.command(name=name, help=COMMANDS[name][1], context_settings={"ignore_unknown_options": True})
+            @click.argument("args", nargs=-1)
+            def unavailable(args):
+                raise EmoalignError(
+                    f"`emoalign {name}` is unavailable: it needs {missing!r}, which is not installed",
+                    hint="install the matching extra, e.g. pip install 'emoalign[all]' (see README)",
+                )
+
+            return unavailable
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, h) for n, (_, h) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="emoalign")
+def cli():
+    """emoalign: judge VLM and FER emotion raters against the human inter-rater ceiling.
+
+    \b
+    Typical flow:
+      emoalign simulate --profile paper -o study/      # or: stimuli scan + humans import
+      emoalign infer --rater fer:minixception --stimuli study/stimuli.parquet --out study/runs/
+      emoalign analyze specs/paper.yaml --out results/
+      emoalign report results/ -o report.html
+    """
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="emoalign", standalone_mode=False)
+    except EmoalignError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

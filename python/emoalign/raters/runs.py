@@ -1,0 +1,261 @@
+"""Resumable, incremental rater runs shared by every machine rater (VLM and FER).
+
+A run folder ``runs/<run_id>/`` holds::
+
+    manifest.json        config (rater provenance), status, times, counts
+    parts/part-*.parquet one file per finished batch, written atomically
+    ratings.parquet      the consolidated machines table (one row per image), written at the end
+
+Interrupting a run (Ctrl-C, kill -9) loses at most the batch in flight; running the same command
+again skips every image already in a part and finishes the rest. An image that cannot be rated
+(corrupt file, backend error) becomes a row with ``error`` set and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import pandas as pd
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from emoalign.data.io import write_json_atomic, write_table
+from emoalign.data.schemas import MACHINE_STEPS, MACHINES
+from emoalign.errors import EmoalignError
+
+
+@dataclass(frozen=True)
+class StimulusItem:
+    """One image to rate: its id, resolved path and design metadata (the stimuli row)."""
+
+    image_id: str
+    path: Path
+    meta: dict = field(default_factory=dict)
+
+
+class Rater(Protocol):
+    """What the run loop needs from a machine rater.
+
+    ``name``: the rater's name in the output (``rater`` column). ``config()``: a JSON-able dict of
+    everything that changes the output (model id/revision, backend, dtype, strategy, template hashes,
+    label order, seed, batch size...): it is hashed to decide whether a run folder may be resumed,
+    and its keys that match machines-table provenance columns are copied onto every row.
+    ``rate(items)``: one row dict per item (must carry ``image_id``); may raise, in which case the
+    loop retries the items one by one and records the exception text in ``error``.
+    """
+
+    name: str
+
+    def config(self) -> dict: ...
+
+    def rate(self, items: Sequence[StimulusItem]) -> list[dict]: ...
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def slug(text: str) -> str:
+    """A file-system-safe run id from a rater name, e.g. ``mlx:org/model`` -> ``mlx-org-model``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def items_from_stimuli(stimuli: pd.DataFrame, root: Path | None = None) -> list[StimulusItem]:
+    """Turn a stimuli table into items; relative paths resolve against ``root`` (the table's folder)."""
+    items = []
+    for rec in stimuli.to_dict("records"):
+        p = Path(str(rec["path"]))
+        if not p.is_absolute() and root is not None:
+            p = root / p
+        items.append(StimulusItem(image_id=str(rec["image_id"]), path=p, meta=rec))
+    return items
+
+
+_PROVENANCE_KEYS = tuple(k for k in MACHINES.optional if k not in {f"{s}_raw" for s in MACHINE_STEPS}
+                         and k not in {f"{s}_status" for s in MACHINE_STEPS}
+                         and k not in {"error", "valence_expected", "arousal_expected", "timestamp", "run_id"})
+
+
+class RunStore:
+    """The files of one run folder: parts written as batches finish, consolidated at the end."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.parts = self.dir / "parts"
+        self.manifest_path = self.dir / "manifest.json"
+        self.ratings_path = self.dir / "ratings.parquet"
+
+    def manifest(self) -> dict:
+        if not self.manifest_path.exists():
+            return {}
+        return json.loads(self.manifest_path.read_text())
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json_atomic(self.manifest_path, manifest, force=True)
+
+    def existing(self) -> pd.DataFrame:
+        """All rows written so far (consolidated table and parts), last write winning per image."""
+        frames = []
+        if self.ratings_path.exists():
+            frames.append(pq.read_table(self.ratings_path).to_pandas())
+        if self.parts.exists():
+            for part in sorted(self.parts.glob("part-*.parquet")):
+                frames.append(pq.read_table(part).to_pandas())
+        if not frames:
+            return pd.DataFrame(columns=["image_id"])
+        df = pd.concat(frames, ignore_index=True)
+        return df.drop_duplicates("image_id", keep="last").reset_index(drop=True)
+
+    def next_part(self) -> Path:
+        self.parts.mkdir(parents=True, exist_ok=True)
+        n = len(list(self.parts.glob("part-*.parquet")))
+        while True:
+            p = self.parts / f"part-{n:06d}.parquet"
+            if not p.exists():
+                return p
+            n += 1
+
+    def append(self, rows: list[dict]) -> None:
+        write_table(pd.DataFrame(rows), self.next_part())
+
+    def consolidate(self, metadata: dict | None = None) -> pd.DataFrame:
+        df = self.existing()
+        write_table(df, self.ratings_path, "machines", force=True, metadata=metadata)
+        if self.parts.exists():
+            shutil.rmtree(self.parts)
+        return df
+
+
+def _error_row(item: StimulusItem, exc: BaseException) -> dict:
+    return {"image_id": item.image_id, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _rate_safely(rater: Rater, batch: Sequence[StimulusItem]) -> list[dict]:
+    try:
+        rows = rater.rate(batch)
+        if len(rows) != len(batch):
+            raise RuntimeError(f"rater returned {len(rows)} rows for {len(batch)} images")
+        return rows
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        if len(batch) == 1:
+            import sys
+
+            return [_error_row(batch[0], sys.exc_info()[1])]
+        out = []
+        for item in batch:
+            try:
+                out.extend(rater.rate([item]))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                out.append(_error_row(item, exc))
+        return out
+
+
+def _fill_row(row: dict, rater: Rater, config: dict, run_id: str) -> dict:
+    row = dict(row)
+    row["rater"] = rater.name
+    for key in ("emotion", "valence", "arousal", "error"):
+        row.setdefault(key, None)
+    for key in _PROVENANCE_KEYS:
+        if key not in row and key in config:
+            v = config[key]
+            row[key] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    row.setdefault("simulated", False)
+    row["timestamp"] = row.get("timestamp") or utc_now()
+    row["run_id"] = run_id
+    return row
+
+
+def summarize(df: pd.DataFrame) -> dict:
+    """Counts a user wants at the end of a run: rows, errors, parse statuses per step, invalid labels."""
+    out: dict = {"images": int(len(df)), "errors": int(df["error"].notna().sum()) if "error" in df else 0}
+    for step in MACHINE_STEPS:
+        col = f"{step}_status"
+        if col in df:
+            out[f"{step}_status"] = {str(k): int(v) for k, v in df[col].value_counts(dropna=True).items()}
+    if "emotion_status" in df and "emotion_raw" in df:
+        bad = df.loc[df["emotion_status"] == "invalid", "emotion_raw"].astype(str)
+        out["invalid_labels"] = bad.value_counts().head(10).to_dict()
+    return out
+
+
+def run_rater(rater: Rater, items: Iterable[StimulusItem], out_dir: str | Path, *, run_id: str | None = None,
+              batch_size: int = 1, force: bool = False, retry_errors: bool = False, progress: bool = True) -> Path:
+    """Rate ``items`` with ``rater`` into ``out_dir/<run_id>/`` resumably; return the ratings.parquet path.
+
+    Re-running with the same rater config resumes; a different config in an existing folder is an
+    error unless ``force`` (which starts the folder afresh). ``retry_errors`` re-rates error rows.
+    """
+    items = list(items)
+    config = rater.config()
+    chash = config_hash(config)
+    run_id = run_id or slug(rater.name)
+    store = RunStore(Path(out_dir) / run_id)
+    old = store.manifest()
+    if old and old.get("config_hash") != chash:
+        if not force:
+            raise EmoalignError(
+                f"run folder {store.dir} holds a run with a different configuration (config hash {old.get('config_hash')} vs {chash})",
+                hint="pass --force to start it afresh, or --run-id NAME for a new folder",
+            )
+        shutil.rmtree(store.dir)
+        old = {}
+    elif old and force:
+        shutil.rmtree(store.dir)
+        old = {}
+    store.dir.mkdir(parents=True, exist_ok=True)
+    done = store.existing()
+    if retry_errors and "error" in done:
+        done = done[done["error"].isna()]
+    done_ids = set(done["image_id"].astype(str))
+    todo = [it for it in items if it.image_id not in done_ids]
+    manifest = {
+        "run_id": run_id,
+        "rater": rater.name,
+        "config": config,
+        "config_hash": chash,
+        "batch_size": batch_size,
+        "started": old.get("started") or utc_now(),
+        "resumed": bool(done_ids),
+        "status": "running",
+        "n_images": len(items),
+    }
+    store.write_manifest(manifest)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="img", desc=rater.name, disable=not progress,
+               dynamic_ncols=True)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            rows = [_fill_row(r, rater, config, run_id) for r in _rate_safely(rater, batch)]
+            store.append(rows)
+            bar.update(len(batch))
+    except KeyboardInterrupt:
+        manifest.update(status="interrupted", interrupted=utc_now())
+        store.write_manifest(manifest)
+        bar.close()
+        raise EmoalignError(f"run interrupted; finished batches are saved in {store.dir}",
+                            hint="run the same command again to resume") from None
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    df = store.consolidate(metadata={"run_id": run_id, "config": config})
+    manifest.update(status="complete", finished=utc_now(), seconds=round(elapsed, 3),
+                    images_per_second=round(len(todo) / elapsed, 3) if elapsed > 0 and todo else None,
+                    summary=summarize(df))
+    store.write_manifest(manifest)
+    return store.ratings_path

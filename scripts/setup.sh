@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up emoalign on a fresh machine: the system part (R with lme4/lmerTest, pandoc-free) and the Python
+# part in .venv. Idempotent: re-running only installs what is missing.
+#
+#   scripts/setup.sh            # everything (statistics, VLM/FER backends, report, tests)
+#   EXTRAS=report scripts/setup.sh   # a statistics + report install without torch/MLX
+#
+# Debian/Ubuntu: installs R packages with apt (needs root or sudo).
+# macOS: installs R with Homebrew and the R packages from CRAN (see README, "Install on macOS").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${EXTRAS:-all,dev}"
+PY="${PYTHON:-python3}"
+
+R_APT_PACKAGES="r-base-core r-base-dev r-cran-lme4 r-cran-lmertest r-cran-pbkrtest r-cran-emmeans \
+r-cran-broom.mixed r-cran-psych r-cran-jsonlite r-cran-yaml"
+
+have_r_pkgs() {
+  command -v Rscript >/dev/null 2>&1 && \
+    Rscript -e 'q(status = !all(sapply(c("lme4","lmerTest","psych","jsonlite"), requireNamespace, quietly = TRUE)))' >/dev/null 2>&1 && \
+    command -v R >/dev/null 2>&1 && [ -e "$(R RHOME)/include/R.h" ]
+}
+
+if ! have_r_pkgs; then
+  case "$(uname -s)" in
+    Linux)
+      SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+      echo "==> installing R and R packages with apt"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $R_APT_PACKAGES >/dev/null
+      ;;
+    Darwin)
+      echo "==> installing R with Homebrew and R packages from CRAN"
+      command -v R >/dev/null 2>&1 || brew install r
+      Rscript -e 'install.packages(c("lme4","lmerTest","pbkrtest","emmeans","broom.mixed","psych","jsonlite","yaml","irr"), repos="https://cloud.r-project.org")'
+      ;;
+    *) echo "unsupported OS $(uname -s): install R >= 4.2 with lme4 and lmerTest yourself" >&2; exit 1 ;;
+  esac
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$(uname -s)" = Linux ] && [[ "$EXTRAS" == *all* || "$EXTRAS" == *hf* || "$EXTRAS" == *fer* ]]; then
+  # pin a torch build first so the extras do not pull a newer (multi-GB CUDA) build on CPU-only machines
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+fi
+echo "==> installing emoalign[$EXTRAS] into .venv"
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+echo "==> ready: .venv/bin/emoalign --help"
