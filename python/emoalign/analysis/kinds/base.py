@@ -39,11 +39,16 @@ class AnalysisBase(BaseModel):
 
 @dataclass
 class KindResult:
-    """A tidy table (broom column names) plus warnings/messages worth keeping in the manifest."""
+    """A tidy table (broom column names) plus warnings/messages worth keeping in the manifest.
+
+    ``extra`` holds optional per-observation tables a figure needs (e.g. Bland-Altman points); the
+    engine writes each as ``results/<id>.<name>.parquet`` and lists it in the manifest.
+    """
 
     table: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
