@@ -1,0 +1,106 @@
+# Linear mixed models for emoalign (lme4 / lmerTest). Pure functions: data.frame in, tidy data.frame out.
+# References: Bates, Maechler, Bolker & Walker (2015) J Stat Softw 67(1); Kuznetsova, Brockhoff &
+# Christensen (2017) J Stat Softw 82(13) (Satterthwaite / Kenward-Roger df via lmerTest).
+
+# Relevel factor columns: reference_levels is a named list {column = level}.
+set_reference_levels <- function(df, reference_levels) {
+  if (is.null(reference_levels)) return(df)
+  for (col in names(reference_levels)) {
+    lev <- as.character(reference_levels[[col]])
+    if (!col %in% names(df)) stop(sprintf("reference_levels names column '%s', which the data lacks", col))
+    if (!is.factor(df[[col]])) df[[col]] <- factor(df[[col]])
+    if (!lev %in% levels(df[[col]]))
+      stop(sprintf("reference level '%s' is not a level of '%s' (levels: %s)", lev, col,
+                   paste(levels(df[[col]]), collapse = ", ")))
+    df[[col]] <- stats::relevel(df[[col]], ref = lev)
+  }
+  df
+}
+
+# Convergence and singularity notes of a merMod fit, as character.
+lmm_notes <- function(fit) {
+  notes <- character(0)
+  conv <- fit@optinfo$conv$lme4$messages
+  if (length(conv)) notes <- c(notes, paste("convergence:", conv))
+  if (lme4::isSingular(fit)) notes <- c(notes, "boundary (singular) fit: see help('isSingular')")
+  notes
+}
+
+# Fit `formula` with lme4 and return tidy rows:
+#   effect = "fixed": term, estimate, std_error, statistic (t), df, p_value, conf_low, conf_high
+#     (Wald intervals estimate +- qt(1 - (1 - conf_level)/2, df) * SE; df = Inf (normal) for "asymptotic")
+#   effect = "ran_pars": group, term = "var__<name>" / "cov__<a>.<b>", estimate (variance / covariance)
+#   effect = "fit": term in AIC, BIC, logLik, deviance, nobs, singular
+# df_method: "satterthwaite" | "kenward_roger" (lmerTest) | "asymptotic" (lme4, z tests).
+fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthwaite",
+                    conf_level = 0.95, reml = TRUE) {
+  df <- set_reference_levels(df, reference_levels)
+  f <- stats::as.formula(formula)
+  if (df_method == "asymptotic") {
+    fit <- lme4::lmer(f, data = df, REML = reml)
+    co <- stats::coef(summary(fit))
+    dfv <- rep(Inf, nrow(co))
+    tv <- co[, "t value"]
+    pv <- 2 * stats::pnorm(-abs(tv))
+  } else {
+    ddf <- switch(df_method, satterthwaite = "Satterthwaite", kenward_roger = "Kenward-Roger",
+                  stop(sprintf("unknown df_method '%s'", df_method)))
+    fit <- lmerTest::lmer(f, data = df, REML = reml)
+    co <- stats::coef(summary(fit, ddf = ddf))
+    dfv <- co[, "df"]
+    tv <- co[, "t value"]
+    pv <- co[, "Pr(>|t|)"]
+  }
+  est <- co[, "Estimate"]
+  se <- co[, "Std. Error"]
+  q <- stats::qt(1 - (1 - conf_level) / 2, dfv)
+  fixed <- data.frame(effect = "fixed", group = NA_character_, term = rownames(co), estimate = est,
+                      std_error = se, statistic = tv, df = dfv, p_value = pv,
+                      conf_low = est - q * se, conf_high = est + q * se, stringsAsFactors = FALSE)
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  vterm <- ifelse(is.na(vc$var2), paste0("var__", ifelse(is.na(vc$var1), "Observation", vc$var1)),
+                  paste0("cov__", vc$var1, ".", vc$var2))
+  ran <- data.frame(effect = "ran_pars", group = vc$grp, term = vterm, estimate = vc$vcov,
+                    std_error = NA_real_, statistic = NA_real_, df = NA_real_, p_value = NA_real_,
+                    conf_low = NA_real_, conf_high = NA_real_, stringsAsFactors = FALSE)
+  ll <- stats::logLik(fit)
+  fitstats <- c(AIC = stats::AIC(fit), BIC = stats::BIC(fit), logLik = as.numeric(ll),
+                deviance = stats::deviance(fit, REML = FALSE), nobs = stats::nobs(fit),
+                singular = as.numeric(lme4::isSingular(fit)))
+  fitrows <- data.frame(effect = "fit", group = NA_character_, term = names(fitstats),
+                        estimate = unname(fitstats), std_error = NA_real_, statistic = NA_real_,
+                        df = NA_real_, p_value = NA_real_, conf_low = NA_real_, conf_high = NA_real_,
+                        stringsAsFactors = FALSE)
+  out <- rbind(fixed, ran, fitrows)
+  out$n <- stats::nobs(fit)
+  rownames(out) <- NULL
+  notes <- lmm_notes(fit)
+  for (nt in notes) message(nt)
+  out
+}
+
+# Variance decomposition (crossed random effects), e.g. rating ~ 1 + (1|rater_id) + (1|image_id).
+# Returns group, metric ("variance", "share", "rater_image_ratio"), estimate, n (observations).
+# share = variance / sum of all variance components incl. Residual; rater_image_ratio =
+# var(rater_id) / var(image_id) when both groups exist (paper section 3.2).
+variance_components <- function(df, formula, reml = TRUE) {
+  fit <- lme4::lmer(stats::as.formula(formula), data = df, REML = reml)
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  vc <- vc[is.na(vc$var2), , drop = FALSE]
+  vc <- vc[is.na(vc$var1) | vc$var1 == "(Intercept)", , drop = FALSE]
+  total <- sum(vc$vcov)
+  n <- stats::nobs(fit)
+  out <- rbind(
+    data.frame(group = vc$grp, metric = "variance", estimate = vc$vcov, stringsAsFactors = FALSE),
+    data.frame(group = vc$grp, metric = "share", estimate = vc$vcov / total, stringsAsFactors = FALSE)
+  )
+  if (all(c("rater_id", "image_id") %in% vc$grp)) {
+    ratio <- vc$vcov[vc$grp == "rater_id"] / vc$vcov[vc$grp == "image_id"]
+    out <- rbind(out, data.frame(group = NA_character_, metric = "rater_image_ratio", estimate = ratio,
+                                 stringsAsFactors = FALSE))
+  }
+  out$n <- n
+  for (nt in lmm_notes(fit)) message(nt)
+  rownames(out) <- NULL
+  out
+}

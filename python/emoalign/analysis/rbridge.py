@@ -1,0 +1,213 @@
+"""One embedded R session (rpy2), started lazily, with the project's ``R/*.R`` functions sourced.
+
+``get_r()`` returns the process-wide :class:`RBridge`; the first call starts R (~0.3 s), loads
+nothing else, and sources every file of ``R/``. ``RBridge.call("fit_lmm", df, formula=...)`` sends
+the data frame (numbers as numeric, strings/categoricals as **factors**: fast, and what lme4 wants),
+runs the function inside ``emoalign_call`` (``R/bridge.R``) which captures every R warning and
+message (lme4 convergence / singularity notes) and returns them as Python lists instead of letting
+them reach stderr. R errors become :class:`RCallError` with R's message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoalign.errors import EmoalignError
+from emoalign.resources import r_dir
+
+_LOCK = threading.Lock()
+_BRIDGE: "RBridge | None" = None
+
+
+class RCallError(RuntimeError):
+    """An R function called through the bridge stopped with an error (message is R's)."""
+
+
+@dataclass
+class RCall:
+    """Result of :meth:`RBridge.call`: the converted value plus captured warnings and messages."""
+
+    value: Any
+    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def r_available() -> bool:
+    """True when rpy2 imports and R can be started (does not start R)."""
+    try:
+        import rpy2  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+class RBridge:
+    """The embedded R session. Use :func:`get_r` rather than constructing one."""
+
+    def __init__(self) -> None:
+        try:
+            import rpy2.rinterface_lib.callbacks as callbacks
+            import rpy2.robjects as ro
+        except Exception as exc:  # ImportError, or R shared library not found
+            raise EmoalignError(f"R is not available through rpy2: {exc}",
+                                hint="install R (>= 4.2) with lme4 and lmerTest, then `pip install rpy2==3.5.17`") from exc
+        self._ro = ro
+        # keep R console output off stderr; anything that still escapes emoalign_call lands here
+        self.console: list[str] = []
+        callbacks.consolewrite_warnerror = lambda s: self.console.append(s)
+        callbacks.consolewrite_print = lambda s: self.console.append(s)
+        for path in sorted(r_dir().glob("*.R")):
+            ro.r["source"](str(path))
+        self._call = ro.globalenv["emoalign_call"]
+
+    # ---- conversion -------------------------------------------------------------------------
+    def to_r(self, obj: Any):
+        """Convert a Python value to R: DataFrame -> data.frame (strings as factors), dict -> named list."""
+        ro = self._ro
+        if obj is None:
+            return ro.NULL
+        if isinstance(obj, pd.DataFrame):
+            return self._df_to_r(obj)
+        if isinstance(obj, np.ndarray) and obj.ndim == 2:
+            m = ro.r["matrix"](ro.FloatVector(np.asarray(obj, dtype=float).ravel(order="F")),
+                               nrow=obj.shape[0], ncol=obj.shape[1])
+            return m
+        if isinstance(obj, dict):
+            return ro.ListVector({str(k): self.to_r(v) for k, v in obj.items()})
+        if isinstance(obj, bool):
+            return ro.BoolVector([obj])
+        if isinstance(obj, (int, np.integer)):
+            return ro.IntVector([int(obj)])
+        if isinstance(obj, (float, np.floating)):
+            return ro.FloatVector([float(obj)])
+        if isinstance(obj, str):
+            return ro.StrVector([obj])
+        if isinstance(obj, (list, tuple)):
+            if all(isinstance(x, str) for x in obj):
+                return ro.StrVector(list(obj))
+            return ro.FloatVector([float(x) for x in obj])
+        raise TypeError(f"cannot send {type(obj).__name__} to R")
+
+    def _column_to_r(self, s: pd.Series):
+        ro = self._ro
+        if pd.api.types.is_bool_dtype(s):
+            return ro.BoolVector(s.to_numpy())
+        if pd.api.types.is_numeric_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
+            return ro.FloatVector(s.to_numpy(dtype=float, na_value=np.nan))
+        cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("string").astype("category")
+        cat = cat.cat.remove_unused_categories()
+        codes = cat.cat.codes.to_numpy().astype(np.int64) + 1
+        codes_r = ro.IntVector(codes)
+        if (codes == 0).any():  # NaN -> NA_integer_
+            codes_r = ro.r["replace"](codes_r, ro.IntVector(np.flatnonzero(codes == 0) + 1), ro.NA_Integer)
+        fac = ro.r["structure"](codes_r, levels=ro.StrVector([str(c) for c in cat.cat.categories]),
+                                **{"class": ro.StrVector(["factor"])})
+        return fac
+
+    def _df_to_r(self, df: pd.DataFrame):
+        ro = self._ro
+        cols = {str(c): self._column_to_r(df[c]) for c in df.columns}
+        return ro.r["data.frame"](**cols, stringsAsFactors=False, check_names=False) if cols else ro.r["data.frame"]()
+
+    def to_py(self, obj: Any) -> Any:
+        """Convert an R value back: data.frame -> DataFrame, vectors -> list/scalar, NULL -> None."""
+        from rpy2 import rinterface as ri
+
+        ro = self._ro
+        if obj is ro.NULL or isinstance(obj, type(ri.NULL)):
+            return None
+        if isinstance(obj, ro.vectors.DataFrame):
+            data = {}
+            for name, col in zip(obj.names, obj):
+                data[name] = self._vector_to_np(col)
+            return pd.DataFrame(data)
+        if isinstance(obj, ro.vectors.ListVector):
+            names = list(obj.names) if obj.names is not ro.NULL else [str(i) for i in range(len(obj))]
+            return {n: self.to_py(v) for n, v in zip(names, obj)}
+        if isinstance(obj, ro.vectors.Vector):
+            arr = self._vector_to_np(obj)
+            return arr.tolist()
+        return obj
+
+    def _vector_to_np(self, v) -> np.ndarray:
+        ro = self._ro
+        if isinstance(v, ro.vectors.FactorVector):
+            levels = np.array(list(v.levels), dtype=object)
+            codes = np.asarray(list(v), dtype=np.int64)
+            out = np.full(len(codes), None, dtype=object)
+            ok = codes > 0
+            out[ok] = levels[codes[ok] - 1]
+            return out
+        if isinstance(v, ro.vectors.StrVector):
+            return np.array([None if x is ro.NA_Character else str(x) for x in v], dtype=object)
+        if isinstance(v, ro.vectors.BoolVector):
+            return np.array([None if x is ro.NA_Logical else bool(x) for x in v], dtype=object)
+        if isinstance(v, ro.vectors.IntVector):
+            a = np.asarray(v, dtype=float)
+            a[np.asarray(v) == ro.NA_Integer] = np.nan
+            return a
+        return np.asarray(v, dtype=float)
+
+    # ---- calls ------------------------------------------------------------------------------
+    def call(self, fun: str, *args: Any, **kwargs: Any) -> RCall:
+        """Call R function ``fun`` (from ``R/*.R`` or any attached package) with converted arguments.
+
+        Returns :class:`RCall` (value converted back to Python, warnings, messages); raises
+        :class:`RCallError` when R stops with an error.
+        """
+        ro = self._ro
+        with _LOCK:
+            rargs = [self.to_r(a) for a in args]
+            rkw = {k: self.to_r(v) for k, v in kwargs.items() if v is not None}
+            arglist = ro.r["list"](*rargs, **rkw)
+            res = self._call(ro.r[fun], arglist)
+            out = dict(zip(res.names, res))
+            warnings = [str(x) for x in out["warnings"]]
+            messages = [str(x) for x in out["messages"]]
+            err = out["error"][0]
+            if err is not ro.NA_Character:
+                raise RCallError(f"R error in {fun}(): {err}")
+            return RCall(self.to_py(out["result"]), warnings, messages)
+
+    def eval(self, code: str) -> Any:
+        """Evaluate R code and convert the value back (for versions, checks; not for user input)."""
+        with _LOCK:
+            return self.to_py(self._ro.r(code))
+
+    def versions(self, packages: tuple[str, ...] = ("lme4", "lmerTest", "Matrix", "pbkrtest", "irr")) -> dict:
+        """R version string and installed versions of ``packages`` (None when absent)."""
+        ver = self.eval("R.version.string")[0]
+        vals = self.call("emoalign_package_versions", list(packages)).value
+        return {"R": ver, "R_packages": {p: (None if v is None or v == "NA" else v) for p, v in zip(packages, vals)}}
+
+    def has_package(self, name: str) -> bool:
+        with _LOCK:
+            return bool(self._ro.r(f'suppressWarnings(requireNamespace("{name}", quietly = TRUE))')[0])
+
+
+def get_r() -> RBridge:
+    """The process-wide R session (started on first use)."""
+    global _BRIDGE
+    if _BRIDGE is None:
+        with _LOCK:
+            if _BRIDGE is None:
+                os.environ.setdefault("LANG", "C.UTF-8")
+                _BRIDGE = RBridge()
+    return _BRIDGE
+
+
+def r_started() -> bool:
+    return _BRIDGE is not None
+
+
+class LazyR:
+    """Stand-in passed to kinds: starts R only when a kind actually calls it."""
+
+    def __getattr__(self, name: str):
+        return getattr(get_r(), name)
