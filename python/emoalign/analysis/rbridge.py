@@ -188,7 +188,7 @@ class RBridge:
 
     def has_package(self, name: str) -> bool:
         with _LOCK:
-            return bool(self._ro.r(f'suppressWarnings(requireNamespace("{name}", quietly = TRUE))')[0])
+            return bool(self._ro.r(f'isTRUE(suppressWarnings(requireNamespace("{name}", quietly = TRUE)))')[0])
 
 
 def get_r() -> RBridge:
