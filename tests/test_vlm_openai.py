@@ -1,0 +1,342 @@
+"""The ``openai`` backend against real HTTP servers on 127.0.0.1: small stdlib stubs (retry/backoff,
+auth, errors, concurrency, payload shape) and ``mlx_vlm.server`` serving a tiny random Gemma3."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emoalign.errors import EmoalignError
+from emoalign.raters.vlm.answer_probs import answer_position, probs_from_top_logprobs, token_votes
+from emoalign.raters.vlm.backend import Ask
+from emoalign.raters.vlm.openai_backend import OpenAIBackend
+
+LABELS = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
+DIGITS = tuple(str(i) for i in range(1, 10))
+SECRET = "sk-test-DO-NOT-LEAK-1234567890"
+
+
+def _image(seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def _lp(p):
+    return math.log(p)
+
+
+# A canned completion: greedy JSON answer "Anger" with top_logprobs at the answer token.
+CANNED_TOP = [("Anger", _lp(0.5)), (" Fear", _lp(0.2)), ("S", _lp(0.1)), ("Sad", _lp(0.05)), ("ang", _lp(0.05)),
+              ("xyz", _lp(0.1))]
+
+
+def _completion(text="{\"emotion\": \"Anger\"}", with_logprobs=True):
+    toks = ["{\"", "emotion", "\":", " \"", "Anger", "\"}"]
+    content = []
+    for t in toks:
+        top = CANNED_TOP if t == "Anger" else [(t, _lp(0.9)), ("zz", _lp(0.1))]
+        content.append({"token": t, "logprob": top[0][1],
+                        "top_logprobs": [{"token": a, "logprob": b} for a, b in top]})
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+    if with_logprobs:
+        choice["logprobs"] = {"content": content}
+    return {"id": "x", "object": "chat.completion", "model": "stub-model@rev1", "choices": [choice]}
+
+
+class Stub:
+    """A tiny chat-completions server; ``plan`` is a list of (status, body) served in order, the last repeated."""
+
+    def __init__(self, plan, delay=0.0, reject_logprobs=False):
+        self.plan = list(plan)
+        self.delay = delay
+        self.reject_logprobs = reject_logprobs
+        self.requests = []          # (headers, body) per request
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(n))
+                with stub.lock:
+                    stub.requests.append((dict(self.headers), body))
+                    k = len(stub.requests) - 1
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    if stub.delay:
+                        time.sleep(stub.delay)
+                    if stub.reject_logprobs and body.get("logprobs"):
+                        status, out = 400, {"error": {"message": "logprobs is not supported by this model"}}
+                    else:
+                        status, out = stub.plan[min(k, len(stub.plan) - 1)]
+                    if callable(out):
+                        out = out(self.headers, body)
+                    data = json.dumps(out).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    if status == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    with stub.lock:
+                        stub.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _backend(url, **kw):
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("timeout", 10)
+    return OpenAIBackend("stub-model", url, **kw)
+
+
+# --- answer-position rule -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tokens,cands,expected", [
+    (["Ang", "er"], LABELS, 0),
+    (["{\"", "emotion", "\":", " \"", "Sad", "ness", "\"}"], LABELS, 4),
+    (["<think>", "I", " see", " 3", " faces", "</think>", " 7"], DIGITS, 6),
+    (["Valence", ":", " ", "8", "/", "9"], DIGITS, 3),
+    (["doubt"], LABELS, None),
+])
+def test_answer_position(tokens, cands, expected):
+    assert answer_position(tokens, cands) == expected
+
+
+def test_token_votes_prefix_and_three_letter_rule():
+    assert token_votes(" Happy", LABELS) == (3,)          # first three characters, as in the paper
+    assert token_votes("S", LABELS) == (4, 5)             # ambiguous: ignored when scoring
+    assert token_votes("10", DIGITS) == ()                # "10" is not the start of "1"
+    assert token_votes("\"", LABELS) == ()
+
+
+def test_probs_from_top_logprobs_values():
+    probs, mass = probs_from_top_logprobs(CANNED_TOP, LABELS)
+    # Anger: 0.5 + "ang" 0.05; Fear 0.2; Sadness "Sad" 0.05; "S" ambiguous and "xyz" unmatched are dropped.
+    assert mass == pytest.approx(0.8, abs=1e-12)
+    assert probs["Anger"] == pytest.approx(0.55 / 0.8, abs=1e-12)
+    assert probs["Fear"] == pytest.approx(0.2 / 0.8, abs=1e-12)
+    assert probs["Sadness"] == pytest.approx(0.05 / 0.8, abs=1e-12)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-12)
+    assert probs_from_top_logprobs([("xyz", 0.0)], LABELS) == (None, 0.0)
+
+
+# --- stub servers -----------------------------------------------------------------------------------
+
+def test_retries_429_then_200_and_payload_shape():
+    img = _image(1)
+    with Stub([(429, {"error": {"message": "rate limited"}}), (429, {"error": "slow down"}),
+               (200, _completion())]) as s:
+        be = _backend(s.url, max_retries=3, concurrency=1)
+        [ans] = be.ask([Ask("img1", img, "Which emotion?", candidates=LABELS, max_new_tokens=12)])
+        be.close()
+        assert len(s.requests) == 3 and be.requests_sent == 3
+        _, body = s.requests[-1]
+    assert ans.text == "{\"emotion\": \"Anger\"}"
+    assert ans.info["answer_position"] == 4
+    assert ans.probs["Anger"] == pytest.approx(0.55 / 0.8, abs=1e-12)
+    assert sum(ans.probs.values()) == pytest.approx(1.0, abs=1e-12)
+    assert ans.candidate_mass == pytest.approx(0.8, abs=1e-12)
+    # image first (PNG data URL of the same pixels), then text; greedy; logprobs requested
+    parts = body["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "text"]
+    url = parts[0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    back = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert np.array_equal(np.asarray(back), np.asarray(img))
+    assert parts[1]["text"] == "Which emotion?"
+    assert body["temperature"] == 0 and body["max_tokens"] == 12
+    assert body["logprobs"] is True and body["top_logprobs"] == 20
+    assert be.provenance()["model_revision"] == "stub-model@rev1"
+
+
+def test_persistent_5xx_gives_up_after_bounded_attempts():
+    with Stub([(503, {"error": "overloaded"})]) as s:
+        be = _backend(s.url, max_retries=2, concurrency=1)
+        t0 = time.perf_counter()
+        with pytest.raises(EmoalignError, match="after 3 attempts.*503"):
+            be.ask([Ask("a", _image(), "q", candidates=LABELS)])
+        assert time.perf_counter() - t0 < 5
+        assert len(s.requests) == 3
+        be.close()
+
+
+def test_4xx_is_a_clear_error_without_retry():
+    with Stub([(404, {"error": {"message": "model 'stub-model' not found"}})]) as s:
+        be = _backend(s.url, max_retries=5)
+        with pytest.raises(EmoalignError, match=r"HTTP 404: model 'stub-model' not found(.|\n)*base_url"):
+            be.ask([Ask("a", _image(), "q")])
+        assert len(s.requests) == 1
+        be.close()
+
+
+def test_connection_refused_is_retried_then_reported():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()                       # nothing listens there now
+    be = _backend(f"http://127.0.0.1:{port}/v1", max_retries=2, timeout=2)
+    with pytest.raises(EmoalignError, match="after 3 attempts.*Connect"):
+        be.ask([Ask("a", _image(), "q")])
+    assert be.requests_sent == 3
+    be.close()
+
+
+def test_api_key_in_header_only(monkeypatch):
+    monkeypatch.setenv("EMOALIGN_TEST_KEY", SECRET)
+
+    def echo_key(headers, body):       # a careless server that echoes the key back in its error
+        return {"error": {"message": f"invalid key {headers.get('Authorization')}"}}
+
+    with Stub([(200, _completion()), (401, echo_key)]) as s:
+        be = _backend(s.url, api_key_env="EMOALIGN_TEST_KEY", concurrency=1)
+        be.ask([Ask("a", _image(), "q", candidates=LABELS)])
+        assert s.requests[0][0]["Authorization"] == f"Bearer {SECRET}"
+        with pytest.raises(EmoalignError) as err:
+            be.ask([Ask("a", _image(), "q", candidates=LABELS)])
+        be.close()
+    shown = str(err.value) + repr(err.value)
+    assert "HTTP 401" in shown and "EMOALIGN_TEST_KEY" in shown and "***" in shown
+    for text in (shown, repr(be), json.dumps(be.provenance()), repr(vars(be))):
+        assert SECRET not in text
+
+
+def test_no_key_no_authorization_header(monkeypatch):
+    monkeypatch.delenv("EMOALIGN_TEST_KEY", raising=False)
+    with Stub([(200, _completion())]) as s:
+        be = _backend(s.url, api_key_env="EMOALIGN_TEST_KEY")
+        be.ask([Ask("a", _image(), "q")])
+        be.close()
+        assert "Authorization" not in s.requests[0][0]
+
+
+def test_server_without_logprobs_falls_back():
+    with Stub([(200, _completion(with_logprobs=False))], reject_logprobs=True) as s:
+        be = _backend(s.url, concurrency=2)
+        answers = be.ask([Ask(f"i{k}", _image(k), "q", candidates=LABELS) for k in range(3)])
+        be.close()
+        assert [a.text for a in answers] == ["{\"emotion\": \"Anger\"}"] * 3
+        assert all(a.probs is None for a in answers)
+        # one probe with logprobs, refused; every later request goes without
+        assert [bool(b.get("logprobs")) for _, b in s.requests] == [True, False, False, False]
+        assert be.provenance()["logprobs"] is False
+
+
+def test_concurrency_limit_and_order():
+    def by_prompt(headers, body):
+        out = _completion()
+        out["choices"][0]["message"]["content"] = body["messages"][0]["content"][1]["text"].upper()
+        return out
+
+    with Stub([(200, by_prompt)], delay=0.15) as s:
+        be = _backend(s.url, concurrency=3, logprobs=True)
+        t0 = time.perf_counter()
+        answers = be.ask([Ask(f"i{k}", _image(k, 8), f"prompt {k}") for k in range(9)])
+        elapsed = time.perf_counter() - t0
+        be.close()
+    assert [a.text for a in answers] == [f"PROMPT {k}" for k in range(9)]
+    assert s.max_in_flight == 3
+    assert elapsed < 9 * 0.15 * 0.8          # ran in parallel
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(EmoalignError, match="base_url"):
+        OpenAIBackend("m", "localhost:8000")
+    with pytest.raises(EmoalignError, match="unknown option"):
+        OpenAIBackend("m", "http://127.0.0.1:1/v1", temprature=0)
+
+
+# --- a real server: mlx_vlm.server serving a tiny random-weight Gemma3 --------------------------------
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlx_server(tmp_path_factory):
+    pytest.importorskip("mlx_vlm")
+    tiny = pytest.importorskip("tests.fixtures.tiny_vlm_mlx")
+    model_dir = tiny.build_tiny_mlx("gemma3", tmp_path_factory.mktemp("gemma3_mlx"))
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    log = open(tmp_path_factory.mktemp("log") / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "mlx_vlm.server", "--model", str(model_dir),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"mlx_vlm.server exited: {log.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlx_vlm.server did not start in 90 s")
+        yield model_dir, f"{url}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_real_mlx_vlm_server(mlx_server):
+    model_dir, url = mlx_server
+    be = OpenAIBackend(str(model_dir), url, api_key_env="EMOALIGN_UNSET_KEY", concurrency=2, timeout=60,
+                       max_retries=1, top_logprobs=20)
+    asks = [Ask(f"i{k}", _image(k, 64), "Which emotion? Answer with one word.", candidates=DIGITS,
+                max_new_tokens=4) for k in range(2)]
+    answers = be.ask(asks)
+    again = be.ask(asks)
+    be.close()
+    assert len(answers) == 2
+    for a, b in zip(answers, again):
+        assert isinstance(a.text, str)
+        assert a.text == b.text                      # temperature 0: deterministic
+        if a.probs is not None:
+            assert sum(a.probs.values()) == pytest.approx(1.0, abs=1e-9)
+            assert set(a.probs) == set(DIGITS)
+    assert be.provenance()["logprobs"] in (True, None)
