@@ -1,0 +1,87 @@
+"""Classification metrics against a reference label: accuracy, per-class precision/recall/F1, confusion."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: column/row name used for predictions outside the label set (or missing)
+INVALID_LABEL = "(invalid)"
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """One class: ``tp``, ``fp``, ``fn``, ``support`` (true count), precision, recall, F1."""
+
+    label: str
+    tp: int
+    fp: int
+    fn: int
+    support: int
+    precision: float
+    recall: float
+    f1: float
+
+
+def _clean(y_true, y_pred, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray([str(v) for v in y_true], dtype=object)
+    known = set(labels)
+    p = np.asarray([str(v) if (v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v) in known)
+                    else INVALID_LABEL for v in y_pred], dtype=object)
+    if t.shape != p.shape:
+        raise ValueError("y_true and y_pred must have the same length")
+    return t, p
+
+
+def accuracy(y_true, y_pred) -> tuple[int, int]:
+    """Number correct and number of items; a missing prediction (None/NaN) is wrong."""
+    t = np.asarray(y_true, dtype=object)
+    p = np.asarray(y_pred, dtype=object)
+    ok = np.array([a == b for a, b in zip(t, p)], dtype=bool)
+    return int(ok.sum()), int(ok.size)
+
+
+def confusion_matrix(y_true, y_pred, labels: Sequence[str]) -> pd.DataFrame:
+    """Counts with true labels as rows (``labels``) and predictions as columns (``labels`` plus
+    ``INVALID_LABEL`` when some prediction is missing or outside ``labels``)."""
+    t, p = _clean(y_true, y_pred, labels)
+    cols = list(labels) + ([INVALID_LABEL] if np.any(p == INVALID_LABEL) else [])
+    ct = pd.crosstab(pd.Categorical(t, categories=list(labels)), pd.Categorical(p, categories=cols), dropna=False)
+    ct.index.name, ct.columns.name = "true", "predicted"
+    return ct.astype(int)
+
+
+def per_class_metrics(y_true, y_pred, labels: Sequence[str], zero_division: float = 0.0) -> list[ClassMetrics]:
+    """Precision, recall and F1 for each label (one-vs-rest), as ``sklearn.metrics.precision_recall_fscore_support``.
+
+    Predictions outside ``labels`` (or missing) count as false negatives of the true class and as
+    false positives of no class. A ratio whose denominator is 0 takes ``zero_division``
+    (sklearn's default behaviour gives 0); F1 is 0 when precision + recall is 0.
+
+    References
+    ----------
+    van Rijsbergen, C. J. (1979). Information Retrieval (2nd ed.), ch. 7. Butterworths.
+    """
+    t, p = _clean(y_true, y_pred, labels)
+    out = []
+    for lab in labels:
+        tp = int(np.sum((t == lab) & (p == lab)))
+        fp = int(np.sum((t != lab) & (p == lab)))
+        fn = int(np.sum((t == lab) & (p != lab)))
+        prec = tp / (tp + fp) if tp + fp else zero_division
+        rec = tp / (tp + fn) if tp + fn else zero_division
+        if tp + fp + fn == 0:
+            f1 = zero_division
+        else:
+            f1 = 2 * tp / (2 * tp + fp + fn)
+        out.append(ClassMetrics(str(lab), tp, fp, fn, tp + fn, float(prec), float(rec), float(f1)))
+    return out
+
+
+def macro_f1(y_true, y_pred, labels: Sequence[str], zero_division: float = 0.0) -> float:
+    """Unweighted mean of the per-label F1 (sklearn ``f1_score(average="macro", labels=labels)``)."""
+    return float(np.mean([m.f1 for m in per_class_metrics(y_true, y_pred, labels, zero_division)]))

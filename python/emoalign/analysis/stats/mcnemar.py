@@ -1,0 +1,63 @@
+"""McNemar's test for paired binary outcomes (e.g. two raters' correctness on the same images)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom, chi2
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """``statistic`` (chi-square, or min(b, c) for the exact test), ``df`` (1; NaN if exact), ``p_value``."""
+
+    statistic: float
+    df: float
+    p_value: float
+    b: int
+    c: int
+    method: str
+
+
+def mcnemar_counts(x, y) -> tuple[int, int]:
+    """Discordant counts of two paired boolean vectors: ``b`` = x true & y false, ``c`` = x false & y true."""
+    x = np.asarray(x, dtype=bool)
+    y = np.asarray(y, dtype=bool)
+    if x.shape != y.shape:
+        raise ValueError("x and y must have the same length")
+    return int(np.sum(x & ~y)), int(np.sum(~x & y))
+
+
+def mcnemar(b: int, c: int, *, correct: bool = True, exact: bool = False) -> McNemar:
+    """McNemar's test on the discordant cells ``b`` and ``c`` of a paired 2x2 table.
+
+    Chi-square form: ``(|b - c| - 1)^2 / (b + c)`` with continuity correction (R ``mcnemar.test``
+    default ``correct = TRUE``; as in R the correction is skipped when ``b == c``), ``(b - c)^2 /
+    (b + c)`` without; 1 df. Exact form: two-sided binomial test of ``b`` out of ``b + c`` at 1/2,
+    ``p = min(1, 2 P(X <= min(b, c)))`` (statsmodels ``mcnemar(exact=True)``). With ``b + c == 0``
+    the chi-square p-value is NaN (as R) and the exact p-value is 1.
+
+    References
+    ----------
+    McNemar, Q. (1947). Note on the sampling error of the difference between correlated proportions
+    or percentages. Psychometrika, 12(2), 153-157. Edwards, A. L. (1948). Note on the "correction
+    for continuity" in testing the significance of the difference between correlated proportions.
+    Psychometrika, 13, 185-187.
+    """
+    b, c = int(b), int(c)
+    if exact:
+        m = b + c
+        p = 1.0 if m == 0 else float(min(1.0, 2 * binom.cdf(min(b, c), m, 0.5)))
+        return McNemar(float(min(b, c)), math.nan, p, b, c, "exact binomial")
+    m = b + c
+    if m == 0:
+        return McNemar(math.nan, 1.0, math.nan, b, c, "chi-square")
+    if correct and b != c:
+        stat = (abs(b - c) - 1) ** 2 / m
+        method = "chi-square, continuity corrected"
+    else:
+        stat = (b - c) ** 2 / m
+        method = "chi-square"
+    return McNemar(float(stat), 1.0, float(chi2.sf(stat, 1)), b, c, method)
