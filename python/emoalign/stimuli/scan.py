@@ -5,8 +5,9 @@ Two inputs, which can be combined:
 * a folder plus a filename *pattern* such as ``"{race}_{gender}_{identity_id}_{emotion}.png"``: every
   ``{name}`` is a metadata column read from the file's path relative to the folder (a pattern may
   contain ``/`` to read folder names, e.g. ``"{emotion}/{image_id}.jpg"``). A field never contains
-  ``/`` nor the character that follows it in the pattern, so ``{race}_`` stops at the first ``_``
-  and ``{emotion}.png`` stops at the first ``.``. Fields whose name starts with ``_`` (``{_}``,
+  ``/``, the character that follows it in the pattern, nor a separator used between two fields, so in
+  ``{race}_{gender}_{identity_id}_{emotion}.png`` no field contains ``_`` and ``{emotion}`` stops at the
+  first ``.``; a file with an extra part (``asian_f_01_very_happy.png``) is unmatched. Fields whose name starts with ``_`` (``{_}``,
   ``{_take}``) are matched but not recorded. ``image_id`` is the file stem unless the pattern names
   ``{image_id}``.
 * a manifest (CSV, TSV or parquet) with ``path`` and ``emotion`` (optional ``image_id``, default: file
@@ -62,7 +63,8 @@ def compile_pattern(pattern: str) -> FilenamePattern:
     """Compile ``"{race}_{gender}_{identity_id}_{emotion}.png"`` into a :class:`FilenamePattern`.
 
     Literal text matches itself (case-insensitively, so ``.png`` matches ``.PNG``); each ``{name}``
-    matches one or more characters other than ``/`` and the literal character that follows it.
+    matches one or more characters other than ``/``, the literal character that follows it, and the
+    first characters of the separators between fields.
     """
     if not pattern or not pattern.strip():
         raise EmoalignError("the --pattern is empty", hint='e.g. --pattern "{race}_{gender}_{identity_id}_{emotion}.png"')
@@ -75,6 +77,7 @@ def compile_pattern(pattern: str) -> FilenamePattern:
         raise EmoalignError(f"--pattern {pattern!r} has an unbalanced brace", hint="write fields as {name}")
     seen: set[str] = set()
     regex = re.escape(literals[0])
+    separators = {lit[:1] for lit in literals[1:-1]}  # characters that separate two fields
     anon = 0
     for i, name in enumerate(names):
         if not _NAME.match(name):
@@ -91,8 +94,8 @@ def compile_pattern(pattern: str) -> FilenamePattern:
                 raise EmoalignError(f"--pattern names {{{name}}} twice", hint="give each field a distinct name; use {_} for parts to skip")
             seen.add(name)
             group = name
-        nxt = literals[i + 1][:1]
-        excluded = "/" + (re.escape(nxt) if nxt and nxt != "/" else "")
+        stops = separators | {literals[i + 1][:1]}
+        excluded = "/" + "".join(re.escape(c) for c in sorted(stops - {"", "/"}))
         if i + 1 < len(names) and not literals[i + 1]:
             raise EmoalignError(f"--pattern {pattern!r}: fields {{{name}}} and {{{names[i + 1]}}} touch, so the split between them is ambiguous",
                                 hint="put a separator between fields, e.g. {race}_{gender}")
