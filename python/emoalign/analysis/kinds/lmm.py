@@ -1,0 +1,102 @@
+"""Kind ``lmm``: any lme4 formula over the comparison frame, fitted in R with lmerTest.
+
+Default (``per_rater: true``): one model per machine rater against the human aggregate, on the
+comparison frame restricted to rater ``human`` + that rater (the paper's
+``rating ~ rater_type * emotion + (1|image_id)``). ``per_rater: false`` fits one model to all
+selected raters together (rater column ``rater`` = the rater names joined by commas).
+Fixed-effect tests use Satterthwaite df by default (``df_method``); the CIs are Wald intervals
+``estimate +- t(1 - alpha/2, df) * SE`` (normal quantile for ``asymptotic``). Random-effect rows
+give variances (``var__<term>``) and covariances; fit rows give AIC, BIC, logLik, deviance, nobs,
+singular. lme4 convergence / singularity messages are kept as warnings.
+
+References
+----------
+Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models
+using lme4. Journal of Statistical Software, 67(1), 1-48.
+Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest package: tests in
+linear mixed effects models. Journal of Statistical Software, 82(13), 1-26.
+Satterthwaite, F. E. (1946). An approximate distribution of estimates of variance components.
+Biometrics Bulletin, 2(6), 110-114. Kenward, M. G., & Roger, J. H. (1997). Biometrics, 53, 983-997.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.study import HUMAN, Study
+from emoalign.errors import EmoalignError
+
+
+class LmmOptions(AnalysisBase):
+    """Linear mixed model (lme4 formula) over the machine-vs-human comparison frame."""
+
+    kind: Literal["lmm"] = "lmm"
+    formula: str = Field(description="lme4 formula over comparison-frame columns, e.g. "
+                                     "`rating ~ rater_type * emotion + (1|image_id)`.")
+    reference_levels: dict[str, str] = Field(default_factory=dict,
+                                             description="Reference level per factor, e.g. {emotion: angry, rater_type: human}.")
+    df_method: Literal["satterthwaite", "kenward_roger", "asymptotic"] = Field(
+        "satterthwaite", description="Denominator df of the fixed-effect t tests (Kenward-Roger is slow on large data).")
+    per_rater: bool = Field(True, description="One model per machine rater vs the human aggregate (true) or one model "
+                                              "over all selected raters (false).")
+    aggregate: Literal["mean", "trials"] = Field("mean", description="Humans as the image mean (mean) or raw trials "
+                                                                     "(trials; adds column rater_id).")
+    include_human: bool = Field(True, description="Include the human rows in the frame.")
+    conf_level: float = Field(0.95, gt=0, lt=1, description="Level of the Wald confidence intervals.")
+    reml: bool = Field(True, description="Fit by REML (true) or maximum likelihood (false).")
+
+
+def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
+    from emoalign.spec.check import formula_variables
+
+    need = [*formula_variables(opts.formula), *opts.reference_levels]
+    missing = [c for c in dict.fromkeys(need) if c not in frame.columns]
+    if missing:
+        raise EmoalignError(f"formula names column(s) {', '.join(missing)}, which the comparison frame lacks",
+                            hint=f"columns: {', '.join(map(str, frame.columns))}")
+    return list(dict.fromkeys(need))
+
+
+def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[str]]:
+    """Fit one model in R; returns the tidy table and the captured warnings/messages."""
+    cols = _columns(opts, frame)
+    data = frame[cols].dropna()
+    if data.empty:
+        raise EmoalignError("no complete rows for the model", hint="check the subset and that the raters rated this dimension")
+    res = r.call("fit_lmm", data, formula=opts.formula, reference_levels=opts.reference_levels or None,
+                 df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml)
+    return res.value, [*res.warnings, *res.messages]
+
+
+@register("lmm", LmmOptions, needs_r=True)
+def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
+    """lme4/lmerTest model per machine rater (or over all raters): fixed effects, variances, fit statistics."""
+    if r is None:
+        from emoalign.analysis.rbridge import get_r
+        r = get_r()
+    if not opts.dimensions():
+        raise EmoalignError(f"analysis {opts.id!r}: lmm needs a dimension", hint="add e.g. `dimension: valence`")
+    machines = [x for x in study.resolve_raters(opts.raters) if x != HUMAN]
+    sets = [[m] for m in machines] if opts.per_rater else [machines]
+    if not machines:
+        sets = [[HUMAN]]
+    tables, warnings = [], []
+    for dim in opts.dimensions():
+        for raters in sets:
+            label = ",".join(raters)
+            frame = study.comparison_frame(dim, [x for x in raters if x != HUMAN] or None, aggregate=opts.aggregate,
+                                           subset=opts.subset, include_human=opts.include_human) \
+                if raters != [HUMAN] else study.comparison_frame(dim, [], aggregate=opts.aggregate, subset=opts.subset)
+            t, w = fit(opts, frame, r)
+            t.insert(0, "dimension", dim)
+            t.insert(0, "rater", label)
+            tables.append(t)
+            warnings += [f"{label} / {dim}: {x}" for x in w]
+    table = pd.concat(tables, ignore_index=True)
+    table["n"] = table["n"].astype("int64")
+    return KindResult(tidy(table, ["rater", "dimension", "effect", "group"]), warnings=warnings,
+                      info={"formula": opts.formula, "df_method": opts.df_method})

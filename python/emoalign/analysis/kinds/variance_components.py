@@ -1,0 +1,88 @@
+"""Kind ``variance_components``: crossed random-effects decomposition of raw human trials (lme4).
+
+Fits ``rating ~ 1 + (1|rater_id) + (1|image_id)`` (plus optional ``fixed`` effects, or any
+``formula``) by REML on the raw human trials of each dimension and reports each variance
+component, its share of the total (components incl. the residual), and the rater / image
+variance ratio (paper section 3.2: rater differences dominate image variance by 11x for valence,
+32x for arousal).
+
+References
+----------
+Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Journal of Statistical Software, 67(1).
+Baayen, R. H., Davidson, D. J., & Bates, D. M. (2008). Mixed-effects modeling with crossed random
+effects for subjects and items. Journal of Memory and Language, 59(4), 390-412.
+Shrout, P. E., & Fleiss, J. L. (1979) (variance-component view of rater reliability).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.study import HUMAN, Study
+from emoalign.errors import EmoalignError
+
+DEFAULT_FORMULA = "rating ~ 1 + (1|rater_id) + (1|image_id)"
+
+
+class VarianceComponentsOptions(AnalysisBase):
+    """Variance decomposition of raw human trials into rater, image and residual variance."""
+
+    kind: Literal["variance_components"] = "variance_components"
+    raters: Literal["human"] = Field("human", description="Only raw human trials are decomposed.")
+    fixed: list[str] = Field(default_factory=list, description="Fixed effects added to the default formula, "
+                                                               "e.g. [emotion] (design columns).")
+    formula: str | None = Field(None, description="Full lme4 formula over trial columns (rating, rater_id, "
+                                                  "image_id, design columns); overrides `fixed`.")
+    reml: bool = Field(True, description="REML (true) or maximum likelihood (false).")
+
+    def model_formula(self) -> str:
+        if self.formula:
+            return self.formula
+        extra = "".join(f" + {f}" for f in self.fixed)
+        return f"rating ~ 1{extra} + (1|rater_id) + (1|image_id)"
+
+
+def _groups(df: pd.DataFrame, by: list[str]):
+    if not by:
+        yield {}, df
+        return
+    for key, g in df.groupby(by, observed=True, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(by, (str(k) for k in key))), g
+
+
+@register("variance_components", VarianceComponentsOptions, needs_r=True)
+def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
+    """Rater / image / residual variances and shares of raw human trials (lme4 REML)."""
+    from emoalign.spec.check import formula_variables
+
+    if r is None:
+        from emoalign.analysis.rbridge import get_r
+        r = get_r()
+    dims = opts.dimensions() or list(study.scales)
+    formula = opts.model_formula()
+    tables, warnings = [], []
+    for dim in dims:
+        trials = study.human_trials(dim, opts.subset)
+        cols = list(dict.fromkeys([*formula_variables(formula), *opts.by]))
+        missing = [c for c in cols if c not in trials.columns]
+        if missing:
+            raise EmoalignError(f"formula/by names column(s) {', '.join(missing)}, which the human trials lack",
+                                hint=f"columns: {', '.join(trials.columns)}")
+        for key, g in _groups(trials[cols].dropna(), opts.by):
+            res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
+                                                                 formula_variables(formula)]),
+                         formula=formula, reml=opts.reml)
+            t = res.value
+            for k, v in reversed(list(key.items())):
+                t.insert(0, k, v)
+            t.insert(0, "dimension", dim)
+            tables.append(t)
+            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in [*res.warnings, *res.messages]]
+    table = pd.concat(tables, ignore_index=True)
+    table["n"] = table["n"].astype("int64")
+    return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings, info={"formula": formula})

@@ -1,0 +1,94 @@
+"""The spec model: one ``study`` block and a flat list of ``analyses``.
+
+The analysis entries are a discriminated union on ``kind`` built from the kinds registry
+(``emoalign.analysis.kinds.KINDS``), so adding a kind module adds it to validation, to
+``emoalign spec schema`` and to the engine, with no list to edit here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class StudySpec(BaseModel):
+    """Where the study's tables are and how to read them. Paths are relative to ``--data DIR``
+    (default: the spec file's folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stimuli: str = Field(description="Stimulus table (parquet or CSV): image_id, path, emotion, design columns.")
+    humans: str = Field(description="Human ratings, one row per trial: rater_id, image_id, one column per dimension.")
+    machines: list[str] = Field(default_factory=list,
+                                description="Machine rating files or globs, e.g. [runs/*/ratings.parquet].")
+    scales: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {"valence": (1, 9), "arousal": (1, 9)},
+        description="Scale (min, max) of each rated dimension, e.g. {valence: [1, 9]}.")
+    emotions: list[str] = Field(default_factory=list, description="The emotion label set (order = report order).")
+    reference: str = Field("emotion", description="Stimulus column holding the intended (reference) label.")
+    groups: dict[str, list[str]] = Field(default_factory=dict,
+                                         description="Named sets of machine raters usable in `raters`, e.g. {vlm: [gemma3]}.")
+
+    @field_validator("machines", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("scales")
+    @classmethod
+    def _scale_order(cls, v: dict) -> dict:
+        for dim, (lo, hi) in v.items():
+            if not lo < hi:
+                raise ValueError(f"scale of {dim!r} must be [min, max] with min < max, got [{lo}, {hi}]")
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _reserved(cls, v: dict) -> dict:
+        for name in v:
+            if name in ("human", "machines", "all"):
+                raise ValueError(f"group name {name!r} is reserved (built-in group); choose another name")
+        return v
+
+
+class SpecBase(BaseModel):
+    """Base for the generated spec model (see :func:`spec_model`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    study: StudySpec
+    analyses: list[Any] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self):
+        seen: set[str] = set()
+        for a in self.analyses:
+            if a.id in seen:
+                raise ValueError(f"analysis id {a.id!r} is used twice; ids name the result files and must be unique")
+            seen.add(a.id)
+        return self
+
+
+@lru_cache(maxsize=1)
+def spec_model() -> type[SpecBase]:
+    """The Spec model class, with ``analyses`` typed as the union of every registered kind."""
+    from pydantic import create_model
+
+    from emoalign.analysis.kinds import KINDS
+
+    options = tuple(e.options for e in KINDS.values())
+    if not options:
+        raise RuntimeError("no analysis kinds are registered")
+    union = Annotated[Union[options], Field(discriminator="kind")] if len(options) > 1 else options[0]  # type: ignore[valid-type]
+    return create_model("Spec", __base__=SpecBase,
+                        analyses=(list[union], Field(default_factory=list, description="The analyses to run, in order.")))
+
+
+def json_schema() -> dict:
+    """JSON Schema of spec files (for editors: yaml-language-server, VS Code)."""
+    schema = spec_model().model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "emoalign analysis spec"
+    return schema
