@@ -1,0 +1,8 @@
+"""Shared pytest fixtures. Tiny random-weight VLMs (Gemma3, Mllama) live in tests/fixtures/tiny_vlm.py."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+
+from tiny_vlm import tiny_gemma3_dir, tiny_images, tiny_mllama_dir  # noqa: E402,F401
