@@ -1,0 +1,287 @@
+"""Run a spec: load the study, check every analysis against it, run each kind, write the results.
+
+``run_spec(SPEC, OUT)`` writes ``OUT/<id>.parquet`` (+ ``OUT/<id>.<name>.parquet`` extras) and
+``OUT/manifest.json`` exactly as ``docs/results-contract.md`` says. Failures are isolated: an
+analysis that fails its data checks or raises is recorded with ``status: failed`` and its error,
+and the others still run (``RunReport.ok`` is False; the CLI exits 1).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import platform
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from emoalign import __version__
+from emoalign.analysis.study import Study
+from emoalign.data.io import read_table, write_json_atomic, write_table
+from emoalign.errors import EmoalignError
+from emoalign.spec.load import LoadedSpec, did_you_mean, load_spec
+
+#: Python packages whose versions go into the manifest
+PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "pydantic", "pyyaml", "krippendorff", "statsmodels",
+            "pingouin", "scikit-learn", "rpy2")
+#: provenance columns of the machines table copied per rater into the manifest
+PROVENANCE = ("backend", "model_id", "model_revision", "dtype", "quantization", "strategy", "template_hash",
+              "prompt_order", "seed", "run_id")
+
+
+@dataclass
+class AnalysisOutcome:
+    id: str
+    kind: str
+    title: str
+    status: str = "ok"
+    seconds: float = 0.0
+    rows: int = 0
+    file: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    out: Path
+    outcomes: list[AnalysisOutcome]
+    manifest: dict
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "ok" for o in self.outcomes)
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{"id": o.id, "kind": o.kind, "status": o.status, "rows": o.rows,
+                              "seconds": round(o.seconds, 2), "warnings": len(o.warnings)} for o in self.outcomes])
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else base / q
+
+
+def machine_files(base: Path, patterns: Sequence[str]) -> list[Path]:
+    """Expand the study's machine files/globs (sorted, deduplicated); a literal path must exist."""
+    files: list[Path] = []
+    for pat in patterns:
+        full = _resolve(base, pat)
+        if glob.has_magic(str(full)):
+            hits = sorted(Path(x) for x in glob.glob(str(full), recursive=True))
+        else:
+            if not full.exists():
+                raise EmoalignError(f"study.machines: file not found: {full}",
+                                    hint=f"paths are relative to {base} (set --data DIR to change it)")
+            hits = [full]
+        files += [h for h in hits if h not in files]
+    return files
+
+
+def load_study(loaded: LoadedSpec, data_dir: str | Path | None = None) -> tuple[Study, dict[str, str], list[str]]:
+    """Read the study's tables. Returns the Study, {file: sha256}, and load warnings."""
+    s = loaded.spec.study
+    base = Path(data_dir) if data_dir else loaded.folder
+    warnings: list[str] = []
+    stim_path, hum_path = _resolve(base, s.stimuli), _resolve(base, s.humans)
+    for what, p in (("study.stimuli", stim_path), ("study.humans", hum_path)):
+        if not p.exists():
+            raise EmoalignError(f"{loaded.where('study', what.split('.')[1])}: {what} file not found: {p}",
+                                hint=f"paths are relative to {base} (pass --data DIR to point at the study folder)")
+    stimuli = read_table(stim_path, "stimuli")
+    humans = read_table(hum_path, "humans")
+    files = machine_files(base, s.machines)
+    if s.machines and not files:
+        warnings.append(f"study.machines matched no files under {base}: {', '.join(s.machines)}")
+    parts = [read_table(f, "machines") for f in files]
+    machines = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {c: pd.Series(dtype=t) for c, t in (("rater", object), ("image_id", object), ("emotion", object),
+                                            ("valence", float), ("arousal", float))})
+    for df in (stimuli, humans, machines):
+        for c in ("image_id", "rater_id", "rater"):
+            if c in df.columns:
+                df[c] = df[c].astype(str)
+    if len(files) > 1 and machines.duplicated(["rater", "image_id"]).any():
+        dup = machines.loc[machines.duplicated(["rater", "image_id"]), "rater"].unique()
+        raise EmoalignError(f"machine rater(s) {', '.join(map(str, dup[:5]))} appear in more than one rating file",
+                            hint="each rater must come from one run; narrow the study.machines globs")
+    if s.reference not in stimuli.columns:
+        raise EmoalignError(f"{loaded.where('study', 'reference')}: study.reference {s.reference!r} is not a stimulus "
+                            f"column" + did_you_mean(s.reference, stimuli.columns),
+                            hint=f"stimulus columns: {', '.join(stimuli.columns)}")
+    inputs = {str(p): sha256_file(p) for p in (stim_path, hum_path, *files)}
+    study = Study(stimuli=stimuli, humans=humans, machines=machines, scales=dict(s.scales),
+                  emotions=list(s.emotions), reference=s.reference, groups=dict(s.groups))
+    return study, inputs, warnings
+
+
+# ---- manifest parts -------------------------------------------------------------------------
+def python_versions() -> dict:
+    pk = {}
+    for p in PACKAGES:
+        try:
+            pk[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pk[p] = None
+    return {"emoalign": __version__, "python": platform.python_version(), "packages": pk}
+
+
+def r_versions() -> dict:
+    """R and R package versions when R was used in this run (else nulls; R is never started for this)."""
+    from emoalign.analysis.rbridge import get_r, r_started
+
+    if not r_started():
+        return {"R": None, "R_packages": {}}
+    try:
+        return get_r().versions()
+    except Exception as exc:  # pragma: no cover - reporting only
+        return {"R": f"unavailable: {exc}", "R_packages": {}}
+
+
+def study_summary(study: Study) -> dict:
+    h = study.humans
+    per_image = h.groupby("image_id").size() if len(h) else pd.Series([0])
+    cell_cols = [c for c in ("race", "gender", study.reference) if c in study.stimuli.columns]
+    cells = (study.stimuli.groupby(cell_cols, observed=True).size().reset_index(name="n").to_dict("records")
+             if cell_cols else [])
+    return {"n_images": int(len(study.stimuli)), "n_human_raters": int(h["rater_id"].nunique()),
+            "n_trials": int(len(h)),
+            "trials_per_image": {"min": int(per_image.min()), "median": float(per_image.median()),
+                                 "max": int(per_image.max())},
+            "design_columns": study.design_columns,
+            "cells": [{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in c.items()} for c in cells],
+            "scales": {k: list(v) for k, v in study.scales.items()}, "emotions": study.emotions,
+            "groups": study.groups}
+
+
+def rater_provenance(study: Study) -> list[dict]:
+    m = study.machines
+    out = []
+    for r in study.machine_raters:
+        rows = m[m["rater"] == r]
+        first = rows.iloc[0]
+        entry = {"rater": r, "family": study.family_of(r),
+                 "simulated": bool(rows["simulated"].fillna(False).astype(bool).any()) if "simulated" in rows else False}
+        for c in PROVENANCE:
+            if c in rows.columns:
+                v = first[c]
+                entry[c] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
+        entry["n"] = int(len(rows))
+        entry["n_errors"] = int(rows["error"].notna().sum()) if "error" in rows.columns else 0
+        out.append(entry)
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- run ------------------------------------------------------------------------------------
+def run_analysis(opts, study: Study, r=None):
+    """Run one analysis (no checks, no writing); returns the KindResult."""
+    from emoalign.analysis.kinds import KINDS
+
+    return KINDS[opts.kind].run(opts, study, r)
+
+
+def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | Path | None = None,
+             only: Sequence[str] | None = None, force: bool = False,
+             progress: Callable[[str, int, int, AnalysisOutcome | None], None] | None = None) -> RunReport:
+    """Run every analysis of a spec (or those in ``only``) and write results + manifest to ``out``.
+
+    ``progress(event, i, total, outcome)`` is called with event ``"start"`` and ``"done"``.
+    """
+    from emoalign.analysis.kinds import KINDS
+    from emoalign.analysis.rbridge import LazyR
+    from emoalign.spec.check import check_spec
+
+    t0 = time.perf_counter()
+    started = _now()
+    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    out = Path(out)
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists() and not force and not only:
+        raise EmoalignError(f"{out} already holds results (manifest.json)",
+                            hint="pass --force to overwrite them, --only ID to rerun some, or choose another --out")
+    ids = [a.id for a in loaded.spec.analyses]
+    if only:
+        unknown = [i for i in only if i not in ids]
+        if unknown:
+            raise EmoalignError(f"--only names unknown analysis id(s) {', '.join(unknown)}"
+                                + did_you_mean(unknown[0], ids), hint=f"ids in the spec: {', '.join(ids)}")
+    selected = [a for a in loaded.spec.analyses if not only or a.id in only]
+    study, inputs, load_warnings = load_study(loaded, data_dir)
+    problems = check_spec(loaded, study)
+    out.mkdir(parents=True, exist_ok=True)
+    r = LazyR()
+    outcomes: list[AnalysisOutcome] = []
+    for i, a in enumerate(selected):
+        oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id)
+        if progress:
+            progress("start", i, len(selected), oc)
+        t = time.perf_counter()
+        if a.id in problems:
+            oc.status, oc.error = "failed", "spec check failed:\n" + "\n".join(problems[a.id])
+        else:
+            try:
+                res = KINDS[a.kind].run(a, study, r)
+                table = res.table.copy()
+                table.insert(0, "analysis_id", a.id)
+                write_table(table, out / f"{a.id}.parquet", "results", force=True,
+                            metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
+                oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
+                for name, extra in res.extra.items():
+                    fname = f"{a.id}.{name}.parquet"
+                    write_table(extra, out / fname, None, force=True)
+                    oc.extra[name] = fname
+            except Exception as exc:  # isolate: record and go on
+                oc.status = "failed"
+                if isinstance(exc, EmoalignError):
+                    oc.error = str(exc)
+                else:
+                    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+                    oc.error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
+        oc.seconds = time.perf_counter() - t
+        outcomes.append(oc)
+        if progress:
+            progress("done", i, len(selected), oc)
+    entries = [asdict(o) for o in outcomes]
+    if only and manifest_path.exists():  # keep the entries of analyses not rerun
+        try:
+            old = json.loads(manifest_path.read_text())
+            rerun = {o.id for o in outcomes}
+            keep = {e["id"]: e for e in old.get("analyses", []) if e.get("id") not in rerun}
+            entries = [keep.get(i) or next(e for e in entries if e["id"] == i) for i in ids
+                       if i in keep or i in rerun]
+        except (OSError, ValueError, StopIteration):
+            pass
+    versions = {**python_versions(), **r_versions()}
+    manifest = {
+        "spec": {"path": str(loaded.path) if loaded.path else None,
+                 "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
+        "inputs": inputs, "versions": versions,
+        "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
+        "study": study_summary(study), "raters": rater_provenance(study),
+        "warnings": load_warnings, "analyses": entries,
+    }
+    write_json_atomic(manifest_path, manifest, force=True)
+    return RunReport(out=out, outcomes=outcomes, manifest=manifest, seconds=time.perf_counter() - t0)
