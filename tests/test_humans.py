@@ -129,6 +129,9 @@ def test_custom_columns_missing_allowed_and_emotion_labels(tmp_path, stimuli):
     assert df["valence"].isna().tolist() == [True, False, False] and list(df["emotion"]) == ["happy", "sad", "joy"]
     assert any("kept as missing" in w for w in rep.warnings)
     assert rep.dimension_stats.set_index("dimension").loc["valence", "n"] == 2
+    clash = _write(tmp_path, "pid,rater_id,image_id,valence\np1,x,img00,3\n", "clash.csv")
+    with pytest.raises(EmoalignError, match="already has a 'rater_id' column"):
+        import_humans(clash, stimuli, {"valence": (1, 9)}, rater_col="pid")
 
 
 def test_unknown_ids_that_look_like_filenames_get_a_hint(tmp_path, stimuli):

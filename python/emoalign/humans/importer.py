@@ -200,6 +200,10 @@ def import_humans(
         if col not in raw.columns:
             raise EmoalignError(f"{path}: no {role} column {col!r}; row 1 has: {', '.join(raw.columns)}",
                                 hint=f"pass --{role}-col NAME with the column that holds the {role} id")
+    for target, col in (("rater_id", rater_col), ("image_id", image_col)):
+        if col != target and target in raw.columns:
+            raise EmoalignError(f"{path}: column {col!r} becomes {target!r}, but row 1 already has a {target!r} column",
+                                hint=f"rename or --drop the existing {target!r} column")
     raw = raw.drop(columns=[c for c in drop if c in raw.columns])
     stim = stimuli_path if isinstance(stimuli_path, pd.DataFrame) else read_table(stimuli_path, "stimuli")
     known_ids = set(stim["image_id"].astype(str))
