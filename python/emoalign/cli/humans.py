@@ -14,7 +14,7 @@ def humans():
     pass
 
 
-@humans.command("import")
+@humans.command("import", short_help="Validate a ratings CSV against stimuli and scales; write humans.parquet.")
 @click.argument("ratings", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--stimuli", "-s", "stimuli_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Stimuli table (from `emoalign stimuli scan`); every image id must be in it.")

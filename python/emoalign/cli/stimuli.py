@@ -15,8 +15,8 @@ def stimuli():
     pass
 
 
-@stimuli.command("scan")
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@stimuli.command("scan", short_help="Scan an image folder (or manifest) into stimuli.parquet with sha256/size.")
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--pattern", "-p", help='Filename pattern naming metadata fields, e.g. "{race}_{gender}_{identity_id}_{emotion}.png". '
               "Paths are matched relative to DIR and may contain /; {image_id} overrides the default id (the file stem); "
               "{_} skips a part.")
@@ -50,7 +50,7 @@ def scan(directory, pattern, manifest, out, skip_unmatched, force):
     click.echo(f"wrote {out}")
 
 
-@stimuli.command("check")
+@stimuli.command("check", short_help="Check files, ids, hashes, labels and factorial balance; exit 1 on errors.")
 @click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--emotions", "-e", help="Comma-separated study emotion set, e.g. angry,disgust,fear,happy,sad,neutral.")
 @click.option("--spec", type=click.Path(dir_okay=False, path_type=Path), help="Analysis spec YAML; its study.emotions is the label set.")
