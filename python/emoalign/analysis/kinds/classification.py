@@ -1,0 +1,108 @@
+"""Kind ``classification``: each machine rater's predicted emotion against a reference label.
+
+Rows (per rater, and per ``by`` group when given):
+
+* overall (``emotion`` NA): ``accuracy`` (Wilson CI), ``macro_f1``, ``cohen_kappa`` (asymptotic
+  Fleiss-Cohen-Everitt SE and Wald CI; ``statistic`` = z against kappa = 0 with the null SE);
+* per emotion (``emotion`` = true label): ``accuracy`` (= recall, Wilson CI, ``n`` = images of that
+  emotion), ``precision`` (Wilson CI, ``n`` = predictions of that emotion), ``recall``, ``f1``;
+* confusion (``emotion`` = true label, ``predicted``): ``confusion_count`` and ``confusion_prop``
+  (row proportion; ``n`` = row total).
+
+The label set is ``study.emotions``; a prediction that is missing or outside it counts as wrong
+(it becomes the extra predicted category ``(invalid)`` in the confusion matrix and in kappa) and is
+reported in a warning.
+
+References
+----------
+Cohen, J. (1960). Educational and Psychological Measurement, 20(1), 37-46. Fleiss, J. L., Cohen,
+J., & Everitt, B. S. (1969). Psychological Bulletin, 72(5), 323-327. Wilson, E. B. (1927). JASA,
+22, 209-212.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from emoalign.analysis.kinds._shared import check_columns, check_labels, correct_mask, finish, groups
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
+from emoalign.analysis.stats import (
+    INVALID_LABEL, cohen_kappa, confusion_matrix, macro_f1, per_class_metrics, wilson_ci,
+)
+from emoalign.analysis.study import Study
+from emoalign.errors import EmoalignError
+
+
+class ClassificationOptions(AnalysisBase):
+    kind: Literal["classification"] = "classification"
+    reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's "
+                                                    "reference, normally the intended emotion).")
+    ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Wilson and kappa intervals.")
+    zero_division: float = Field(0.0, description="Precision/recall/F1 value when its denominator is 0 "
+                                                  "(0, as sklearn's default).")
+    confusion: bool = Field(True, description="Include confusion-matrix rows (counts and row proportions).")
+
+
+def _rows_for(g, labels, opts: ClassificationOptions) -> list[dict]:
+    t, p = g["reference"].astype(str).to_numpy(), g["predicted"].to_numpy(dtype=object)
+    n = len(g)
+    correct = int(correct_mask(g["predicted"], g["reference"]).sum())
+    lo, hi = wilson_ci(correct, n, opts.ci_level)
+    rows = [dict(emotion=None, predicted=None, metric="accuracy", estimate=correct / n if n else float("nan"),
+                 conf_low=lo, conf_high=hi, n=n)]
+    rows.append(dict(emotion=None, predicted=None, metric="macro_f1",
+                     estimate=macro_f1(t, p, labels, opts.zero_division), n=n))
+    k = cohen_kappa(t, p, labels=labels, conf_level=opts.ci_level)
+    rows.append(dict(emotion=None, predicted=None, metric="cohen_kappa", estimate=k.estimate, std_error=k.std_error,
+                     statistic=k.statistic, p_value=k.p_value, conf_low=k.conf_low, conf_high=k.conf_high, n=n))
+    for m in per_class_metrics(t, p, labels, opts.zero_division):
+        rlo, rhi = wilson_ci(m.tp, m.support, opts.ci_level)
+        plo, phi = wilson_ci(m.tp, m.tp + m.fp, opts.ci_level)
+        base = dict(emotion=m.label, predicted=None)
+        rows += [
+            {**base, "metric": "accuracy", "estimate": m.recall, "conf_low": rlo, "conf_high": rhi, "n": m.support},
+            {**base, "metric": "precision", "estimate": m.precision, "conf_low": plo, "conf_high": phi,
+             "n": m.tp + m.fp},
+            {**base, "metric": "recall", "estimate": m.recall, "conf_low": rlo, "conf_high": rhi, "n": m.support},
+            {**base, "metric": "f1", "estimate": m.f1, "n": m.support},
+        ]
+    if opts.confusion:
+        cm = confusion_matrix(t, p, labels)
+        for true in cm.index:
+            total = int(cm.loc[true].sum())
+            for pred in cm.columns:
+                c = int(cm.loc[true, pred])
+                rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_count", estimate=float(c),
+                                 n=total))
+                rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_prop",
+                                 estimate=c / total if total else float("nan"), n=total))
+    return rows
+
+
+@register("classification", ClassificationOptions)
+def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
+    """Accuracy, macro F1, Cohen's kappa, per-emotion metrics and confusion matrix per machine rater."""
+    if "emotion" in opts.by or "predicted" in opts.by:
+        raise EmoalignError(f"analysis {opts.id!r}: `by` cannot contain 'emotion' or 'predicted' for classification "
+                            "(per-emotion rows are always included)",
+                            hint="use group_accuracy for accuracy by crossings of design columns")
+    reference = opts.reference or study.reference
+    labels = [str(x) for x in study.emotions]
+    lf = study.label_frame(opts.raters, reference=reference, subset=opts.subset)
+    check_columns(lf, opts.by, opts.id)
+    lf, warnings = check_labels(lf, labels, opts.id, reference)
+    rows = []
+    for rater in dict.fromkeys(lf["rater"]):
+        rg = lf[lf["rater"] == rater]
+        for key, g in groups(rg, opts.by):
+            if len(g) == 0:
+                continue
+            for row in _rows_for(g, labels, opts):
+                rows.append({"rater": rater, **key, **row})
+    if not rows:
+        raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
+    table = finish(rows, ["rater", *opts.by, "emotion", "predicted"], opts.id)
+    return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
+                                                      "invalid_label": INVALID_LABEL})
