@@ -24,6 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from emoalign.errors import EmoalignError
+from emoalign.raters.fer.base import FERAdapter, parse_model_output
+
 #: FER2013 class order of the model's 7 outputs
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
@@ -135,3 +138,36 @@ def preprocess_gray64(images) -> torch.Tensor:
         arrs.append(np.asarray(g, dtype=np.float32))
     x = np.stack(arrs)[:, None]
     return torch.from_numpy((x / 255.0 - 0.5) * 2.0)
+
+
+class MiniXceptionAdapter(FERAdapter):
+    """Adapter for the built-in model (``fer:minixception``); classification only (no valence/arousal)."""
+
+    classes = FER2013_CLASSES
+    default_name = "minixception"
+    has_va = False
+
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu"):
+        self.weights = Path(weights) if weights is not None else WEIGHTS_FILE
+        self.device = device
+        self.model = load_minixception(self.weights, device)
+        self.model_id = "emoalign/minixception-fer2013" if weights is None else str(self.weights)
+        self.revision = weights_sha256(self.weights)[:16]
+
+    def preprocess(self, images):
+        return preprocess_gray64(images).to(self.device)
+
+    def forward(self, batch):
+        return parse_model_output(self.model(batch), len(self.classes))
+
+    def provenance(self):
+        return {"model_revision": self.revision,
+                "preprocessing": "luma (ITU-R 601), bilinear resize 64x64, (x/255-0.5)*2"}
+
+
+def build_adapter(*, device: str = "cpu", weights: str | Path | None = None, **unknown) -> MiniXceptionAdapter:
+    """The built-in adapter; ``weights`` may point at another converted safetensors file."""
+    if unknown:
+        raise EmoalignError(f"fer:minixception got unknown option(s) {', '.join(sorted(unknown))}",
+                            hint="its own option is `weights` (a converted safetensors file)")
+    return MiniXceptionAdapter(weights, device)

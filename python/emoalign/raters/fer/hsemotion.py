@@ -1,0 +1,128 @@
+"""HSEmotion / EmotiEffLib EfficientNet models (``fer:hsemotion:<model name>``), e.g. the paper's
+EfficientNet-B0-8-VA-MTL (``enet_b0_8_va_mtl``: 8 AffectNet classes + valence + arousal).
+
+Savchenko, A. V. (2022). "Classifying emotions and engagement in online learning based on a single
+facial expression recognition neural network." IEEE Trans. Affective Computing (HSEmotion models).
+
+Two sources:
+
+``weights=PATH``
+    a local ``<model_name>.pt`` file as published by HSEmotion (a whole pickled timm model). Unpickling
+    runs code from the file, so it needs ``trust_remote_code=True``; without it this is an error. A
+    TorchScript export (``torch.jit.save``) loads without the opt-in.
+no ``weights``
+    the user's installed ``hsemotion`` package (``HSEmotionRecognizer``), which downloads the weights to
+    ``~/.hsemotion`` on first use and unpickles them — also needs ``trust_remote_code=True``.
+
+Classes: ``Anger, Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise`` (7-class models drop
+Contempt); model names containing ``_mtl`` put valence, arousal in the last two outputs (range [-1, 1]).
+Preprocessing as ``hsemotion.facial_emotions``: resize to 224 (B0) or 260 (B2), ImageNet mean/std.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from emoalign.errors import EmoalignError
+from emoalign.raters.fer.base import FERAdapter, parse_model_output, to_tensor
+
+CLASSES_8 = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
+CLASSES_7 = ("Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TRUST_HINT = ("unpickling a model file runs arbitrary code from it; if you trust the file, pass "
+              "--trust-remote-code (trust_remote_code: true in the spec), or export it with torch.jit.save")
+
+
+def model_facts(model_name: str) -> tuple[tuple[str, ...], bool, int]:
+    """(classes, multi-task VA?, input size) from an HSEmotion model name, as the hsemotion package does."""
+    classes = CLASSES_7 if "_7" in model_name else CLASSES_8
+    return classes, "_mtl" in model_name, 224 if "_b0_" in model_name else 260
+
+
+def _load_file(path: Path, trust_remote_code: bool, device: str):
+    import torch
+
+    try:
+        return torch.jit.load(str(path), map_location=device), "torchscript"
+    except Exception:
+        pass
+    if not trust_remote_code:
+        raise EmoalignError(f"{path} is a pickled model; loading it is refused without an explicit opt-in",
+                            hint=TRUST_HINT)
+    try:
+        model = torch.load(str(path), map_location=device, weights_only=False)
+    except Exception as exc:
+        raise EmoalignError(f"could not load the HSEmotion model file {path}: {type(exc).__name__}: {exc}",
+                            hint="give the .pt file published by HSEmotion/EmotiEffLib (a whole pickled model)") from exc
+    if not callable(model):
+        raise EmoalignError(f"{path} holds a {type(model).__name__}, not a model",
+                            hint="a state dict needs the model code: use fer:plugin with your loader")
+    return model, "pickle"
+
+
+class HSEmotionAdapter(FERAdapter):
+    def __init__(self, model_name: str = "enet_b0_8_va_mtl", *, weights: str | Path | None = None,
+                 trust_remote_code: bool = False, device: str = "cpu", image_size: int | None = None):
+        self.device = device
+        self.model_name = model_name
+        classes, mtl, size = model_facts(model_name)
+        self.classes = classes
+        self.has_va = mtl
+        self.image_size = int(image_size or size)
+        self.default_name = model_name
+        self._recognizer = None
+        if weights is not None:
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise EmoalignError(f"HSEmotion weights file {path} not found", hint="check the weights path")
+            self.model, self.format = _load_file(path, trust_remote_code, device)
+            if hasattr(self.model, "eval"):
+                self.model.eval()
+            self.model_id = f"hsemotion/{model_name}"
+            self.revision = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        else:
+            if not trust_remote_code:
+                raise EmoalignError(f"fer:hsemotion:{model_name} loads a pickled model through the hsemotion package",
+                                    hint=TRUST_HINT)
+            try:
+                from hsemotion.facial_emotions import HSEmotionRecognizer
+            except ImportError as exc:
+                raise EmoalignError("fer:hsemotion without weights= needs the hsemotion package",
+                                    hint="pip install hsemotion (downloads weights on first use), or pass "
+                                         "weights=PATH to a local <model>.pt file") from exc
+            self._recognizer = HSEmotionRecognizer(model_name=model_name, device=device)
+            self.model = None
+            self.format = "hsemotion-package"
+            self.model_id = f"hsemotion/{model_name}"
+            self.revision = None
+
+    def preprocess(self, images):
+        if self._recognizer is not None:
+            import numpy as np
+
+            return [np.asarray(im.convert("RGB")) for im in images]
+        return to_tensor(images, self.image_size, IMAGENET_MEAN, IMAGENET_STD).to(self.device)
+
+    def forward(self, batch):
+        va = {"valence_index": len(self.classes), "arousal_index": len(self.classes) + 1} if self.has_va else {}
+        if self._recognizer is not None:
+            _, scores = self._recognizer.predict_multi_emotions(batch, logits=True)
+            return parse_model_output(scores, len(self.classes), **va)
+        return parse_model_output(self.model(batch), len(self.classes), **va)
+
+    def provenance(self):
+        return {"model_revision": self.revision, "model_format": self.format,
+                "preprocessing": {"input_size": self.image_size, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
+
+
+def build_adapter(*, model_name: str | None = None, weights: str | None = None, trust_remote_code: bool = False,
+                  device: str = "cpu", image_size: int | None = None, **unknown) -> HSEmotionAdapter:
+    if unknown:
+        raise EmoalignError(f"fer:hsemotion got unknown option(s) {', '.join(sorted(unknown))}",
+                            hint="its options are: model_name, weights, image_size, trust_remote_code")
+    if model_name is None and weights is not None:
+        model_name = Path(weights).stem
+    return HSEmotionAdapter(model_name or "enet_b0_8_va_mtl", weights=weights, trust_remote_code=trust_remote_code,
+                            device=device, image_size=image_size)
