@@ -1,0 +1,129 @@
+"""Prompt templates (``templates.yaml``), their hashes, scales and label orders.
+
+The templates of the three strategies live in one data file; ``PromptSet`` renders a strategy's steps
+for one image with the study's scales and a label order. ``template_hash`` is a stable hash of the
+strategy's raw template text (not of the rendered prompt), recorded on every output row so results
+from different wordings are never mixed silently.
+
+Label orders: ``fixed`` (the paper's order, or the study's), ``reversed``, and ``shuffle`` (a seeded
+permutation per image, the order-sensitivity probe of the EVE study, Bhattacharyya & Wang 2025,
+arXiv:2502.05660).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from emoalign.errors import EmoalignError
+
+TEMPLATES_PATH = Path(__file__).with_name("templates.yaml")
+Strategy = Literal["context_carry", "independent", "integrated"]
+LabelOrder = Literal["fixed", "reversed", "shuffle"]
+LABEL_ORDERS = ("fixed", "reversed", "shuffle")
+#: the paper's scale for valence and arousal
+PAPER_SCALES = {"valence": (1, 9), "arousal": (1, 9)}
+
+
+@lru_cache(maxsize=None)
+def load_templates(path: str | None = None) -> dict:
+    """The parsed templates file (default: the packaged ``templates.yaml``)."""
+    p = Path(path) if path else TEMPLATES_PATH
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise EmoalignError(f"cannot read prompt templates {p}: {exc}") from exc
+    if not isinstance(data, dict) or "strategies" not in data:
+        raise EmoalignError(f"prompt templates {p} lack a 'strategies' mapping")
+    return data
+
+
+def strategies(path: str | None = None) -> tuple[str, ...]:
+    return tuple(load_templates(path)["strategies"])
+
+
+def template_hash(strategy: str, path: str | None = None) -> str:
+    """sha256 (first 12 hex digits) of the strategy's step templates, canonical JSON."""
+    steps = _steps(strategy, path)
+    return hashlib.sha256(json.dumps(steps, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _steps(strategy: str, path: str | None = None) -> dict[str, str]:
+    table = load_templates(path)["strategies"]
+    if strategy not in table:
+        raise EmoalignError(f"unknown prompt strategy {strategy!r}", hint=f"choose one of: {', '.join(table)}")
+    return dict(table[strategy]["steps"])
+
+
+def label_order(labels: tuple[str, ...], order: str, *, seed: int = 0, image_key: str = "") -> tuple[str, ...]:
+    """``labels`` in the requested order; ``shuffle`` is a permutation seeded by ``(seed, image_key)``."""
+    if order == "fixed":
+        return tuple(labels)
+    if order == "reversed":
+        return tuple(reversed(labels))
+    if order == "shuffle":
+        digest = hashlib.sha256(f"{seed}:{image_key}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        out = list(labels)
+        rng.shuffle(out)
+        return tuple(out)
+    raise EmoalignError(f"unknown label order {order!r}", hint=f"choose one of: {', '.join(LABEL_ORDERS)}")
+
+
+def _fmt_number(x) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A strategy's templates bound to a label set and the study's scales."""
+
+    strategy: str = "context_carry"
+    labels: tuple[str, ...] = ("happy", "sad", "angry", "fear", "disgust", "neutral")
+    scales: dict = field(default_factory=lambda: dict(PAPER_SCALES))
+    templates_path: str | None = None
+
+    def __post_init__(self):
+        _steps(self.strategy, self.templates_path)  # validates the name
+        for dim in ("valence", "arousal"):
+            lo, hi = self.scale(dim)
+            if not lo < hi:
+                raise EmoalignError(f"scale of {dim} must have min < max, got [{lo}, {hi}]")
+
+    def scale(self, dim: str) -> tuple[float, float]:
+        lo, hi = self.scales.get(dim, PAPER_SCALES[dim])
+        return float(lo), float(hi)
+
+    def rating_values(self, dim: str) -> tuple[str, ...]:
+        """The integer answers a rating step can take (``"1".."9"`` on the paper's scale)."""
+        lo, hi = self.scale(dim)
+        return tuple(str(k) for k in range(int(round(lo)), int(round(hi)) + 1))
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return tuple(_steps(self.strategy, self.templates_path))
+
+    @property
+    def hash(self) -> str:
+        return template_hash(self.strategy, self.templates_path)
+
+    def render(self, step: str, labels: tuple[str, ...] | None = None, **carried) -> str:
+        """The prompt of ``step`` with labels (in the given order), scales and carried answers filled in."""
+        template = _steps(self.strategy, self.templates_path)[step]
+        (v_min, v_max), (a_min, a_max) = self.scale("valence"), self.scale("arousal")
+        values = dict(labels=", ".join(labels or self.labels), v_min=_fmt_number(v_min), v_max=_fmt_number(v_max),
+                      a_min=_fmt_number(a_min), a_max=_fmt_number(a_max))
+        values.update({k: ("" if v is None else (_fmt_number(v) if isinstance(v, (int, float)) else str(v)))
+                       for k, v in carried.items()})
+        try:
+            return template.format(**values)
+        except KeyError as exc:
+            raise EmoalignError(f"template {self.strategy}.{step} needs {exc} carried from an earlier step") from None
