@@ -75,7 +75,7 @@ def run_kind(study, **spec):
     opts = entry.options(**spec)
     res = entry.run(opts, study)
     t = res.table
-    assert t.columns[0] == "analysis_id" and (t["analysis_id"] == spec["id"]).all()
+    assert "analysis_id" not in t.columns          # the engine inserts it
     values = [c for c in RESULT_VALUE_COLUMNS if c in t.columns]
     assert values[0] == "metric" and "estimate" in values
     return res
@@ -85,7 +85,7 @@ def run_kind(study, **spec):
 def test_classification_recovers_accuracy_and_matches_sklearn(study):
     res = run_kind(study, id="cls", kind="classification", raters=["vlm", "fer"])
     t = res.table
-    assert list(t.columns[:4]) == ["analysis_id", "rater", "emotion", "predicted"]
+    assert list(t.columns[:4]) == ["rater", "emotion", "predicted", "metric"]
     assert any("m1" in w and "doubt x2" in w and "<missing> x1" in w for w in res.warnings)
     m1 = t[t.rater == "m1"]
     per = m1[(m1.metric == "accuracy") & m1.emotion.notna()].set_index("emotion")
@@ -149,7 +149,7 @@ def test_mcnemar_by_group_holm(study):
 # ---- group_accuracy ------------------------------------------------------------------------------
 def test_group_accuracy_race_emotion_gap(study):
     t = run_kind(study, id="ga", kind="group_accuracy", raters="m1", by=["race", "emotion"]).table
-    assert list(t.columns[:4]) == ["analysis_id", "rater", "race", "emotion"]
+    assert list(t.columns[:4]) == ["rater", "race", "emotion", "metric"]
     ang = t[t.emotion == "angry"].set_index("race")
     for race, p in ANGRY_ACC_BY_RACE.items():
         assert ang.loc[race, "conf_low"] - 0.05 <= p <= ang.loc[race, "conf_high"] + 0.05
@@ -197,7 +197,7 @@ def test_agreement_by_group_and_missing_dimension(study):
 def test_group_bias_recovers_planted_bias(study):
     res = run_kind(study, id="vb", kind="group_bias", raters=["m1", "m2"], dimension="valence")
     t = res.table
-    assert list(t.columns[:4]) == ["analysis_id", "rater", "dimension", "emotion"]
+    assert list(t.columns[:4]) == ["rater", "dimension", "emotion", "metric"]
     m1 = t[t.rater == "m1"].set_index("emotion")
     se = 0.5 / np.sqrt(2 * N_PER_CELL)
     for e, b in BIAS_V.items():
@@ -242,3 +242,27 @@ def test_response_diversity_stereotyped_rater(study):
     r1 = ti[(ti.rater == "m1") & (ti.metric == "sd_ratio")].set_index("emotion")["estimate"]
     s1 = ti[(ti.rater == "m1") & (ti.metric == "sd")].set_index("emotion")["estimate"]
     np.testing.assert_allclose(r1, s1 / h2[s1.index], atol=1e-12)
+
+
+# ---- options through the YAML spec model --------------------------------------------------------------
+def test_options_parse_from_yaml_with_documented_defaults():
+    from emoalign.spec.load import parse_spec
+    text = """
+study: {stimuli: s.parquet, humans: h.parquet, machines: [m.parquet], scales: {valence: [1, 9]},
+        emotions: [angry, happy], reference: emotion}
+analyses:
+  - {id: c, kind: classification}
+  - {id: m, kind: mcnemar, exact: true}
+  - {id: a, kind: agreement, dimension: valence}
+  - {id: b, kind: group_bias, dimension: valence, exact: auto, n_comparisons: 18}
+  - {id: r, kind: response_diversity, dimension: valence, human_sd: image_mean}
+  - {id: g, kind: group_accuracy, by: [race, emotion]}
+"""
+    a = {x.id: x for x in parse_spec(text).spec.analyses}
+    assert a["m"].correct is True and a["m"].exact is True and a["m"].adjust == "holm"
+    assert a["b"].by == ["emotion"] and a["b"].adjust == "bonferroni" and a["b"].exact == "auto"
+    assert a["b"].correct is True and a["b"].family == "analysis" and a["b"].n_comparisons == 18
+    assert a["r"].by == ["emotion"] and a["r"].human_sd == "image_mean"
+    assert a["a"].loa_z == 1.96 and a["c"].reference is None and a["g"].by == ["race", "emotion"]
+    with pytest.raises(EmoalignError, match="adjust"):
+        parse_spec(text.replace("exact: true", "adjust: holmes"))

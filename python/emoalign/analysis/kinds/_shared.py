@@ -73,13 +73,16 @@ def check_labels(lf: pd.DataFrame, labels: list[str], analysis_id: str, referenc
     return lf, warnings
 
 
-def finish(rows: list[dict], group_cols: list[str], analysis_id: str) -> pd.DataFrame:
-    """Rows -> tidy table with ``analysis_id`` first, grouping columns, then broom value columns."""
+def finish(rows: list[dict], group_cols: list[str]) -> pd.DataFrame:
+    """Rows -> tidy table: grouping columns, then broom value columns, then the rest.
+
+    The engine inserts ``analysis_id`` (= the analysis' ``id``) as the first column when it writes
+    the result, as for every kind.
+    """
     df = pd.DataFrame(rows)
-    df.insert(0, "analysis_id", analysis_id)
     if "n" in df.columns:
         df["n"] = df["n"].astype("Int64")
-    return tidy(df, ["analysis_id", *group_cols])
+    return tidy(df, group_cols)
 
 
 def require_dimensions(opts) -> list[str]:

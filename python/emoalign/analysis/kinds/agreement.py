@@ -108,6 +108,6 @@ def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
             pts["mean"] = (pts["machine"] + pts["human"]) / 2
             pts["diff"] = pts["machine"] - pts["human"]
             points.append(pts)
-    table = finish(rows, ["rater", "dimension", *opts.by], opts.id)
+    table = finish(rows, ["rater", "dimension", *opts.by])
     extra = {"points": pd.concat(points, ignore_index=True)} if points else {}
     return KindResult(table, warnings=warnings, extra=extra)

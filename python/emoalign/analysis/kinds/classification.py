@@ -103,6 +103,6 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
                 rows.append({"rater": rater, **key, **row})
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
-    table = finish(rows, ["rater", *opts.by, "emotion", "predicted"], opts.id)
+    table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
                                                       "invalid_label": INVALID_LABEL})

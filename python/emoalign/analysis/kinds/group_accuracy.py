@@ -43,4 +43,4 @@ def run(opts: GroupAccuracyOptions, study: Study, r=None) -> KindResult:
             lo, hi = wilson_ci(k, n, opts.ci_level)
             rows.append(dict(rater=rater, **key, metric="accuracy", estimate=k / n if n else float("nan"),
                              conf_low=lo, conf_high=hi, n=n, n_correct=k))
-    return KindResult(finish(rows, ["rater", *opts.by], opts.id), warnings=warnings, info={"reference": reference})
+    return KindResult(finish(rows, ["rater", *opts.by]), warnings=warnings, info={"reference": reference})

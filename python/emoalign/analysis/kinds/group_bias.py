@@ -90,7 +90,7 @@ def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
                 rows.append({"rater": rater, "dimension": dim, **key, **row})
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: no machine rater has ratings on human-rated images")
-    table = finish(rows, ["rater", "dimension", *opts.by], opts.id)
+    table = finish(rows, ["rater", "dimension", *opts.by])
     fam = {"analysis": pd.Series(0, index=table.index), "rater": table["rater"], "dimension": table["dimension"],
            "rater_family": table["rater"].map(study.family_of)}[opts.family]
     adjusted = pd.Series(np.nan, index=table.index)

@@ -64,6 +64,6 @@ def run(opts: McNemarOptions, study: Study, r=None) -> KindResult:
                              p_value=res.p_value, n=n, n01=n01, n10=n10, method=res.method))
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: the raters share no images")
-    table = finish(rows, ["rater", "rater2", *opts.by], opts.id)
+    table = finish(rows, ["rater", "rater2", *opts.by])
     table.insert(table.columns.get_loc("p_value") + 1, "p_adjusted", p_adjust(table["p_value"], opts.adjust))
     return KindResult(table, warnings=warnings, info={"reference": reference, "adjust": opts.adjust})

@@ -65,5 +65,5 @@ def run(opts: ResponseDiversityOptions, study: Study, r=None) -> KindResult:
                          {**base, "metric": "sd", "estimate": s["sd"]},
                          {**base, "metric": "mean", "estimate": s["mean"]},
                          {**base, "metric": "sd_ratio", "estimate": ratio}]
-    table = finish(rows, ["rater", "dimension", *opts.by], opts.id)
+    table = finish(rows, ["rater", "dimension", *opts.by])
     return KindResult(table, info={"human_sd": opts.human_sd})
