@@ -1,0 +1,240 @@
+"""Simulated machine raters (VLM and FER profiles) with context-carry error propagation.
+
+Classification: the predicted label of an image with intended emotion ``e`` is drawn from row
+``e`` of the rater's confusion matrix (``confusion``, or ``accuracy`` on the diagonal with errors
+spread by ``machines.confusion_weights``); ``accuracy_by`` replaces the diagonal for a race or
+gender level (e.g. Gemma3 angry: Black .613, Korean .225; Tae et al. 2026 §4.5). ``p_emotion_<k>``
+is ``w * onehot(pred) + (1 - w) * row_e`` with ``w ~ U(confidence)``, ``w > .5``, so the
+distribution's argmax is always the greedy answer.
+
+Dimensions: for an image with intended emotion ``e``, predicted ``p``, human latent image effect
+``u_i`` and target human means ``H``::
+
+    proto_p  = H_p + bias_p                                   (what the rater says for a face it calls p)
+    center   = proto_p + leak * (H_e - H_p)   if context_carry (error propagation, Tae et al. 2026 §3.3)
+             = H_e + bias_e                   otherwise (FER regression heads do not see the label)
+    latent   = center + c_e + image_weight * u_i + effects(race, gender) + sigma_e * z
+    rating   = stochastic_round(clip(latent, lo, hi))   (discrete: VLM integer tokens) or clip(latent)
+
+``stochastic_round(x) = floor(x) + Bernoulli(frac(x))`` keeps ``E[rating] = x`` (recorded as
+``<dim>_expected``, the probability-weighted rating). The per-emotion offset ``c_e`` and noise
+``sigma_e`` are calibrated by Monte Carlo on a large sample drawn with a fixed ``calibration_seed``
+(independent of the study seed, so sampling variability across seeds stays honest) so that the
+expected machine-minus-human mean per intended emotion equals ``bias_e`` and the within-emotion SD
+of ratings equals ``sd_e`` where attainable. Race/gender ``effects`` are differences from the
+reference level (the first level not listed, e.g. Caucasian / male) and are kept as planted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from emoalign.errors import EmoalignError
+
+
+def confusion_matrix(rater: dict, name: str, emotions: list[str], weights: dict | None) -> np.ndarray:
+    """Row-stochastic confusion matrix (rows: intended emotion, columns: predicted) of a rater profile."""
+    k = len(emotions)
+    C = np.zeros((k, k))
+    rows = rater.get("confusion") or {}
+    acc = rater.get("accuracy") or {}
+    for a, e in enumerate(emotions):
+        if e in rows:
+            for lab, p in rows[e].items():
+                C[a, emotions.index(lab)] = float(p)
+        elif e in acc:
+            C[a] = _row_with_accuracy(np.eye(k)[a] * 0, a, float(acc[e]), emotions, weights)
+        else:
+            raise EmoalignError(f"machines.raters.{name}: no confusion row or accuracy for emotion {e!r}",
+                                hint="add it under `confusion` or `accuracy`")
+        C[a] /= C[a].sum()
+    return C
+
+
+def _row_with_accuracy(row: np.ndarray, a: int, acc: float, emotions: list[str], weights: dict | None) -> np.ndarray:
+    off = row.copy()
+    off[a] = 0.0
+    if off.sum() <= 0:
+        w = (weights or {}).get(emotions[a]) or {}
+        off = np.array([float(w.get(lab, 1.0)) if i != a else 0.0 for i, lab in enumerate(emotions)])
+        if off.sum() <= 0:
+            off = np.ones(len(emotions))
+            off[a] = 0.0
+    out = off / off.sum() * (1.0 - acc)
+    out[a] = acc
+    return out
+
+
+def image_rows(C: np.ndarray, rater: dict, emotions: list[str], emo_idx: np.ndarray, demo: pd.DataFrame,
+               weights: dict | None) -> np.ndarray:
+    """Per-image confusion rows, with ``accuracy_by`` (race/gender-specific accuracy) applied."""
+    R = C[emo_idx].copy()
+    for factor, levels in (rater.get("accuracy_by") or {}).items():
+        col = demo[factor].to_numpy()
+        for level, accs in levels.items():
+            for e, acc in accs.items():
+                a = emotions.index(e)
+                mask = (col == level) & (emo_idx == a)
+                if mask.any():
+                    R[mask] = _row_with_accuracy(C[a], a, float(acc), emotions, weights)
+    return R
+
+
+def _draw_labels(R: np.ndarray, u: np.ndarray) -> np.ndarray:
+    cum = np.cumsum(R, axis=1)
+    cum[:, -1] = 1.0
+    return (u[:, None] > cum).sum(axis=1)
+
+
+def _effect_design(spec: dict, demo: pd.DataFrame, design: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indicator columns of the planted effects, their targets, and each column's reference mask."""
+    cols, targets, refs = [], [], []
+    for factor, levels in (spec.get("effects") or {}).items():
+        col = demo[factor].to_numpy()
+        all_levels = design["races" if factor == "race" else "genders"]
+        ref_levels = [lv for lv in all_levels if lv not in levels]
+        ref = np.isin(col, ref_levels) if ref_levels else np.ones(len(col), bool)
+        for level, value in levels.items():
+            cols.append(col == level)
+            targets.append(float(value))
+            refs.append(ref)
+    if not cols:
+        return np.zeros((len(demo), 0)), np.zeros(0), np.zeros((len(demo), 0), bool)
+    return np.column_stack(cols).astype(float), np.array(targets), np.column_stack(refs)
+
+
+@dataclass
+class DimParams:
+    """A rater's profile on one dimension, resolved against the human target means."""
+
+    H: np.ndarray          # human target mean per emotion
+    bias: np.ndarray
+    sd: np.ndarray
+    image_weight: float
+    leak: float
+    context_carry: bool
+    discrete: bool
+    lo: float
+    hi: float
+
+    def center(self, e: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if not self.context_carry:
+            return self.H[e] + self.bias[e]
+        proto = self.H[p] + self.bias[p]
+        return np.where(p == e, proto, proto + self.leak * (self.H[e] - self.H[p]))
+
+    def latent(self, e, p, u, eff, z, c, sigma) -> np.ndarray:
+        return self.center(e, p) + c[e] + self.image_weight * u + eff + sigma[e] * z
+
+    def output(self, latent: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.clip(latent, self.lo, self.hi)
+        if not self.discrete:
+            return x, x
+        f = np.floor(x)
+        return f + (v < (x - f)), x
+
+
+def _calibrate(dp: DimParams, e, p, u, X, eff_target, refs, z, v, n_emo: int, iters: int = 100):
+    """Per-emotion offset ``c``, noise ``sigma`` and effect sizes ``beta`` so that the mean bias per emotion,
+    the within-emotion SD and the level-minus-reference differences hit their targets (where attainable:
+    clipping at the scale ends attenuates shifts, which the calibrated latent sizes undo)."""
+    c = np.zeros(n_emo)
+    var = np.maximum(dp.sd, 0.0) ** 2 * 0.5
+    beta = eff_target.copy()
+    target = dp.H + dp.bias
+    counts = np.bincount(e, minlength=n_emo)
+    cap = 3 * np.abs(eff_target) + 1
+    for _ in range(iters):
+        y, _x = dp.output(dp.latent(e, p, u, X @ beta, z, c, np.sqrt(var)), v)
+        mean = np.bincount(e, weights=y, minlength=n_emo) / counts
+        sd = np.sqrt(np.maximum(np.bincount(e, weights=y ** 2, minlength=n_emo) / counts - mean ** 2, 0))
+        c += target - mean
+        var = np.maximum(var + 0.8 * (dp.sd ** 2 - sd ** 2), 0.0)
+        diff = np.array([y[X[:, k] > 0].mean() - y[refs[:, k]].mean() for k in range(X.shape[1])])
+        beta = np.clip(beta + 0.8 * (eff_target - diff), -cap, cap)
+        if (np.all(np.abs(target - mean) < 2e-3) and np.all(np.abs(eff_target - diff) < 5e-3)
+                and np.all((np.abs(sd - dp.sd) < 5e-3) | ((var == 0) & (sd > dp.sd)))):
+            break
+    return c, np.sqrt(var), beta, {"mean": mean, "sd": sd, "effects": diff}
+
+
+def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int,
+                      rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+    """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report)."""
+    design, humans, machines = profile["design"], profile["humans"], profile.get("machines") or {}
+    emotions = list(design["emotions"])
+    lo, hi = humans["scale"]
+    weights = machines.get("confusion_weights")
+    n_cal = int(machines.get("calibration_draws", 4000))
+    cal_seed = int(machines.get("calibration_seed", 20260521))
+    emo_idx = stimuli["emotion"].map({e: k for k, e in enumerate(emotions)}).to_numpy()
+    n = len(stimuli)
+    frames, report = [], {}
+    for name, r in (machines.get("raters") or {}).items():
+        family = r["family"]
+        C = confusion_matrix(r, name, emotions, weights)
+        R = image_rows(C, r, emotions, emo_idx, stimuli, weights)
+        pred = _draw_labels(R, rng.random(n))
+        lo_w, hi_w = r.get("confidence", machines.get("confidence", [0.55, 0.98]))
+        w = rng.uniform(max(lo_w, 0.5 + 1e-6), hi_w, n)
+        probs = w[:, None] * np.eye(len(emotions))[pred] + (1 - w)[:, None] * R
+        df = pd.DataFrame({"rater": name, "image_id": stimuli["image_id"].to_numpy(),
+                           "emotion": np.array(emotions, dtype=object)[pred], "family": family})
+        for k, lab in enumerate(emotions):
+            df[f"p_emotion_{lab}"] = probs[:, k]
+        rep = {"accuracy": {e: float(C[a, a]) for a, e in enumerate(emotions)}}
+        # calibration sample: fixed seed per rater, balanced demographics, same model as the study
+        crng = np.random.default_rng([cal_seed, sum(map(ord, name))])
+        cells = len(design["races"]) * len(design["genders"])
+        n_cal = -(-n_cal // cells) * cells
+        ce = np.repeat(np.arange(len(emotions)), n_cal)
+        cdemo = pd.DataFrame({
+            "race": np.resize(np.repeat(design["races"], len(design["genders"])), len(ce)),
+            "gender": np.resize(np.tile(design["genders"], len(design["races"])), len(ce)),
+        })
+        cR = image_rows(C, r, emotions, ce, cdemo, weights)
+        cp = _draw_labels(cR, crng.random(len(ce)))
+        for dim in ("valence", "arousal"):
+            spec = r.get(dim)
+            if spec is None:
+                df[dim] = np.nan
+                continue
+            hspec = humans["dimensions"][dim]
+            dp = DimParams(
+                H=np.array([float(hspec["means"][e]) for e in emotions]),
+                bias=np.array([float(spec["bias"][e]) for e in emotions]),
+                sd=np.array([float(spec["sd"][e]) for e in emotions]),
+                image_weight=float(spec.get("image_weight", 1.0 if family == "fer" else 0.3)),
+                leak=float(spec.get("leak", 0.5)),
+                context_carry=bool(spec.get("context_carry", family == "vlm")),
+                discrete=bool(spec.get("discrete", family == "vlm")),
+                lo=float(lo), hi=float(hi),
+            )
+            img_sd = float(hspec["image_sd"])
+            Xc, eff_t, refs = _effect_design(spec, cdemo, design)
+            c, sigma, beta, got = _calibrate(dp, ce, cp, crng.normal(0, img_sd, len(ce)), Xc, eff_t, refs,
+                                             crng.standard_normal(len(ce)), crng.random(len(ce)), len(emotions))
+            Xs, _, _ = _effect_design(spec, stimuli, design)
+            y, x = dp.output(dp.latent(emo_idx, pred, image_effects[dim], Xs @ beta, rng.standard_normal(n),
+                                       c, sigma), rng.random(n))
+            df[dim] = y if dp.discrete else np.round(y, 4)
+            if dp.discrete:
+                df[f"{dim}_expected"] = np.round(x, 4)
+            rep[dim] = {e: {"target_bias": float(dp.bias[a]), "expected_bias": round(float(got["mean"][a] - dp.H[a]), 4),
+                            "target_sd": float(dp.sd[a]), "expected_sd": round(float(got["sd"][a]), 4),
+                            "offset": round(float(c[a]), 4), "noise_sd": round(float(sigma[a]), 4)}
+                        for a, e in enumerate(emotions)}
+            names = [f"{f}:{lv}" for f, lvs in (spec.get("effects") or {}).items() for lv in lvs]
+            rep[f"{dim}_effects"] = {nm: {"target": float(t), "expected": round(float(g), 4), "latent": round(float(b), 4)}
+                                     for nm, t, g, b in zip(names, eff_t, got["effects"], beta)}
+        frames.append(df)
+        report[name] = rep
+    if not frames:
+        return pd.DataFrame(columns=["rater", "image_id", "emotion", "valence", "arousal"]), report
+    out = pd.concat(frames, ignore_index=True)
+    out["label_order"] = json.dumps(emotions)
+    return out, report
