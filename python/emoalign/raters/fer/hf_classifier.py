@@ -44,6 +44,10 @@ class HFClassifierAdapter(FERAdapter):
         self.dtype = dtype
         local = Path(self.model_id).expanduser()
         source = str(local) if local.exists() else self.model_id
+        if local.is_dir() and model is None and not (local / "config.json").is_file():
+            raise EmoalignError(f"fer:hf could not load {local}: the directory has no config.json",
+                                hint="save the checkpoint with model.save_pretrained(dir) and "
+                                     "processor.save_pretrained(dir), or pass a hub id")
         kw = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
             if model is None:
