@@ -52,10 +52,8 @@ def test_against_pingouin(pg_table):
 
 def test_against_r_psych_random_data():
     ro = pytest.importorskip("rpy2.robjects")
-    try:
-        ro.r("suppressPackageStartupMessages(library(psych))")
-    except Exception:  # pragma: no cover
-        pytest.skip("R psych not installed")
+    if not ro.r('isTRUE(requireNamespace("psych", quietly = TRUE))')[0]:
+        pytest.skip("R package psych not installed")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(25, 1)) + rng.normal(size=(25, 3)) + np.array([0, .5, 1.0])
     ro.globalenv["x"] = ro.r.matrix(ro.FloatVector(x.ravel(order="F")), nrow=25)
