@@ -14,8 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from plotnine import (aes, element_blank, element_text, facet_grid, facet_wrap, geom_errorbar, geom_errorbarh,
-                      geom_hline, geom_point, geom_text, geom_tile, geom_vline, ggplot, labs,
+from plotnine import (aes, coord_flip, element_blank, element_text, facet_grid, facet_wrap, geom_hline, geom_linerange, geom_segment, geom_point, geom_text, geom_tile, geom_vline, ggplot, labs,
                       position_dodge, scale_color_manual, scale_fill_gradient, scale_shape_manual, theme,
                       theme_bw)
 
@@ -37,12 +36,18 @@ def png_bytes(plot, width: float, height: float, dpi: int = 110) -> bytes:
 
 
 def figure_md(plot, caption: str, label: str | None = None, *, width: float = 8, height: float = 5,
-              dpi: int = 110) -> str:
+              dpi: int = 110, pct: int | None = None) -> str:
     """Markdown for a self-contained figure with caption and optional ``#fig-...`` id."""
     data = base64.b64encode(png_bytes(plot, width, height, dpi)).decode()
     attrs = [f"#{label}"] if label else []
-    attrs.append(f'width="{min(100, round(width / 8 * 100))}%"')
+    attrs.append(f'width="{pct or min(100, round(width / 8 * 100))}%"')
     return f"\n![{caption}](data:image/png;base64,{data}){{{' '.join(attrs)}}}\n\n"
+
+
+def dim_order(values) -> list:
+    """Dimensions in paper order: valence, arousal, then the rest alphabetically."""
+    vals = [v for v in pd.unique(pd.Series(list(values))) if v is not None and not pd.isna(v)]
+    return sorted(vals, key=lambda v: ({"valence": 0, "arousal": 1}.get(v, 2), str(v)))
 
 
 def _families(raters, family: dict) -> pd.Series:
@@ -84,8 +89,8 @@ def strength_inversion(ag: pd.DataFrame, family: dict):
     w["family"] = _families(w["rater"], family).to_numpy()
     colors = {f: PALETTE.get(f, RATER_COLORS[i % 9]) for i, f in enumerate(sorted(w["family"].unique()))}
     p = (ggplot(w, aes("estimate_valence", "estimate_arousal", color="family"))
-         + geom_errorbar(aes(ymin="conf_low_arousal", ymax="conf_high_arousal"), width=0)
-         + geom_errorbarh(aes(xmin="conf_low_valence", xmax="conf_high_valence"), height=0)
+         + geom_segment(aes(x="estimate_valence", xend="estimate_valence", y="conf_low_arousal", yend="conf_high_arousal"))
+         + geom_segment(aes(x="conf_low_valence", xend="conf_high_valence", y="estimate_arousal", yend="estimate_arousal"))
          + geom_point(size=3) + geom_text(aes(label="rater"), nudge_y=0.035, size=8, show_legend=False)
          + scale_color_manual(values=colors)
          + labs(x="valence Pearson r with human mean", y="arousal Pearson r with human mean", color="rater type")
@@ -104,15 +109,18 @@ def demographic_forest(lmm: pd.DataFrame):
     d["sig"] = np.where(d["p_value"] < 0.05, "p < .05", "n.s.")
     order = sorted(d["label"].unique(), reverse=True)
     d["label"] = pd.Categorical(d["label"], categories=order)
+    if "dimension" in d.columns:
+        d["dimension"] = pd.Categorical(d["dimension"], categories=dim_order(d["dimension"]))
     raters = list(pd.unique(d["rater"]))
     facet = facet_wrap("dimension") if "dimension" in d.columns and d["dimension"].nunique() > 1 else None
-    p = (ggplot(d, aes("estimate", "label", color="rater", shape="sig"))
-         + geom_vline(xintercept=0, linetype="dashed", color="grey")
-         + geom_errorbarh(aes(xmin="conf_low", xmax="conf_high"), height=0, position=position_dodge(width=0.5))
+    p = (ggplot(d, aes("label", "estimate", color="rater", shape="sig"))
+         + geom_hline(yintercept=0, linetype="dashed", color="grey")
+         + geom_linerange(aes(ymin="conf_low", ymax="conf_high"), position=position_dodge(width=0.5), size=0.8)
          + geom_point(size=2.6, position=position_dodge(width=0.5))
+         + coord_flip()
          + scale_shape_manual(values={"p < .05": "o", "n.s.": "x"})
          + scale_color_manual(values={r: RATER_COLORS[i % 9] for i, r in enumerate(raters)})
-         + labs(x="interaction estimate (machine − human, vs reference group)", y="", shape="", color="rater")
+         + labs(y="interaction estimate (machine − human, vs reference group)", x="", shape="", color="rater")
          + BASE)
     if facet is not None:
         p = p + facet
@@ -134,8 +142,10 @@ def bland_altman(points: pd.DataFrame, ag: pd.DataFrame | None = None):
         lines += [dict(rater=rater, dimension=dim, y=v, kind="bias" if k == "mean_diff" else "95% LoA") for k, v in vals.items()]
     lines = pd.DataFrame(lines)
     raters = list(pd.unique(pts["rater"]))
+    dims = dim_order(pts["dimension"])
     for frame in (pts, lines):
         frame["rater"] = pd.Categorical(frame["rater"], categories=raters)
+        frame["dimension"] = pd.Categorical(frame["dimension"], categories=dims)
     p = (ggplot(pts, aes("mean", "diff")) + geom_hline(yintercept=0, color="grey")
          + geom_point(alpha=0.25, size=0.8, color="#2c7fb8")
          + geom_hline(lines, aes(yintercept="y", linetype="kind"), color="#d95f02")
@@ -178,7 +188,8 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40):
     if has_ci:
         d["lo"] = d["conf_low"].fillna(d["estimate"])
         d["hi"] = d["conf_high"].fillna(d["estimate"])
-        geom = [geom_errorbarh(aes(xmin="lo", xmax="hi"), height=0, color="#2c7fb8"), geom_point(color="#2c7fb8", size=2)]
+        geom = [geom_segment(aes(x="lo", xend="hi", y="label", yend="label"), color="#2c7fb8"),
+                geom_point(color="#2c7fb8", size=2)]
     else:
         geom = [geom_point(color="#2c7fb8", size=2)]
     d["label"] = pd.Categorical(d["label"], categories=list(reversed(list(pd.unique(d["label"])))))
@@ -191,7 +202,7 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40):
         n_panels = d[panel].nunique()
         p = p + facet_wrap(panel, scales="free_x", ncol=min(n_panels, 2))
     n_labels = d["label"].nunique()
-    return p, (8, min(14, 1.5 + 0.28 * n_labels * (1 + (n_panels > 2))))
+    return p, (8, min(14, 1.2 + 0.25 * n_labels * (1 + (n_panels > 2))))
 
 
 def clean_term(term: str) -> str:

@@ -92,7 +92,7 @@ def variance_decomposition(R: Results) -> str:
     p, size = F.variance_shares(df)
     if p is not None:
         md += F.figure_md(p, "Share of human rating variance due to raters, images and residual.", "fig-variance",
-                          width=size[0], height=size[1])
+                          width=size[0], height=size[1], pct=55)
     return md + _warnings(R, "variance_decomposition")
 
 
@@ -103,9 +103,9 @@ def classification(R: Results) -> str:
         return miss
     df = R.table("classification")
     md = T.md_table(T.classification_ranking(df, R.rater_family()),
-                    "Table 1. Overall emotion classification against the intended labels, ranked by Cohen's κ.",
+                    "Overall emotion classification against the intended labels, ranked by Cohen's κ (paper Table 1).",
                     "tbl-classification")
-    md += T.md_table(T.per_emotion_accuracy(df), "Table 2. Emotion-specific classification accuracy (proportion correct).",
+    md += T.md_table(T.per_emotion_accuracy(df), "Emotion-specific classification accuracy, proportion correct (paper Table 2).",
                      "tbl-emotion-accuracy")
     p, size = F.confusion_heatmaps(df)
     md += F.figure_md(p, "Confusion matrices per rater (row proportions: share of each intended emotion given each label).",
@@ -131,9 +131,9 @@ def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
     if not (df["dimension"] == dimension).any():
         return note(f"`dimensional_agreement` has no {dimension} rows.")
     return T.md_table(T.dimension_summary(df, dimension, R.rater_family()),
-                      f"Table {table_no}. {dimension.capitalize()} agreement with the human mean per image: Pearson r "
+                      f"{dimension.capitalize()} agreement with the human mean per image: Pearson r "
                       "(95% CI), MAE, RMSE, Bland–Altman bias (machine − human) with 95% limits of agreement, "
-                      "model and human M (SD).", f"tbl-{dimension}")
+                      f"model and human M (SD) (paper Table {table_no}).", f"tbl-{dimension}")
 
 
 def bias(R: Results, dimension: str, table_no: int) -> str:
@@ -143,7 +143,7 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
         return miss
     lmm = R.table(lid)
     tbl = T.bias_table(R.table(bid), lmm)
-    cap = (f"Table {table_no}. Per-emotion {dimension} bias (machine − human mean). Marks: Wilcoxon signed-rank test, "
+    cap = (f"Per-emotion {dimension} bias, machine − human mean (paper Table {table_no}). Marks: Wilcoxon signed-rank test, "
            f"adjusted p ({SIG_NOTE}).")
     if lmm is not None:
         cap += (" LMM β (p): rating ~ rater_type × emotion + (1 | image) (lmerTest, Satterthwaite df); at the reference "
@@ -172,8 +172,8 @@ def strength_inversion(R: Results) -> str:
     if miss:
         return miss
     p, size = F.strength_inversion(R.table("dimensional_agreement"), R.rater_family())
-    return F.figure_md(p, "Figure 3. Strength inversion: valence r (x) against arousal r (y) with the human mean per "
-                          "rater, 95% CIs.", "fig-strength-inversion", width=size[0], height=size[1])
+    return F.figure_md(p, "Strength inversion: valence r (x) against arousal r (y) with the human mean per rater, "
+                          "95% CIs (paper Figure 3).", "fig-strength-inversion", width=size[0], height=size[1])
 
 
 def response_variance(R: Results) -> str:
@@ -181,7 +181,7 @@ def response_variance(R: Results) -> str:
     if miss:
         return miss
     return T.md_table(T.response_variance(R.table("response_diversity")),
-                      "Table 7. Response variance by emotion: SD of ratings within each emotion category (V = valence, "
+                      "Response variance by emotion (paper Table 7): SD of ratings within each emotion category (V = valence, "
                       "A = arousal; machine raters: number of unique values in parentheses; human SD over raw trials).",
                       "tbl-response-variance")
 
@@ -195,7 +195,7 @@ def demographic(R: Results) -> str:
     p, size = F.demographic_forest(df)
     md = ""
     if p is not None:
-        md += F.figure_md(p, "Figure 4. Demographic bias profile per rater: machine × demographic interaction terms of "
+        md += F.figure_md(p, "Demographic bias profile per rater (paper Figure 4): machine × demographic interaction terms of "
                              "rating ~ rater_type × (race + gender) + (1 | image), 95% CIs (circles: p < .05).",
                           "fig-demographic-bias", width=size[0], height=size[1])
     fx = df[(df["effect"] == "fixed") if "effect" in df.columns else slice(None)]
