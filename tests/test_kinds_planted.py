@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 from emoalign.analysis.kinds import KINDS
 from emoalign.analysis.stats import INVALID_LABEL, p_adjust
 from emoalign.analysis.study import Study
-from emoalign.data.schemas import RESULT_VALUE_COLUMNS
+from emoalign.data.schemas import RESULT_VALUE_COLUMNS, RESULTS, conform, validate_columns
 from emoalign.errors import EmoalignError
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "neutral"]
@@ -78,6 +78,8 @@ def run_kind(study, **spec):
     assert "analysis_id" not in t.columns          # the engine inserts it
     values = [c for c in RESULT_VALUE_COLUMNS if c in t.columns]
     assert values[0] == "metric" and "estimate" in values
+    validate_columns(t.assign(analysis_id=spec["id"]), RESULTS)       # the Arrow results contract
+    conform(t.assign(analysis_id=spec["id"]), RESULTS)
     return res
 
 
