@@ -9,7 +9,7 @@ Two sources:
 ``weights=PATH``
     a local ``<model_name>.pt`` file as published by HSEmotion (a whole pickled timm model). Unpickling
     runs code from the file, so it needs ``trust_remote_code=True``; without it this is an error. A
-    TorchScript export (``torch.jit.save``) loads without the opt-in.
+    TorchScript export (``torch.jit.save``) or a ``torch.export`` archive (``.pt2``) loads without the opt-in.
 no ``weights``
     the user's installed ``hsemotion`` package (``HSEmotionRecognizer``), which downloads the weights to
     ``~/.hsemotion`` on first use and unpickles them — also needs ``trust_remote_code=True``.
@@ -42,10 +42,16 @@ def model_facts(model_name: str) -> tuple[tuple[str, ...], bool, int]:
 
 
 def _load_file(path: Path, trust_remote_code: bool, device: str):
+    import warnings
+
     import torch
 
+    if path.suffix == ".pt2":  # torch.export archive: no pickled Python objects
+        return torch.export.load(str(path)).module().to(device), "torch.export"
     try:
-        return torch.jit.load(str(path), map_location=device), "torchscript"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=device), "torchscript"
     except Exception:
         pass
     if not trust_remote_code:
