@@ -1,0 +1,168 @@
+"""LMM and variance-components kinds (R lme4/lmerTest via rpy2) against independent references:
+statsmodels MixedLM (REML estimates), lmerTest called directly (Satterthwaite df), the closed-form
+df of a balanced design, ANOVA (expected-mean-squares) estimates of a balanced crossed design,
+and a planted rater_type x emotion effect recovered within its CIs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("rpy2")
+
+from emoalign.analysis.engine import load_study  # noqa: E402
+from emoalign.analysis.kinds.lmm import LmmOptions, run as run_lmm  # noqa: E402
+from emoalign.analysis.kinds.variance_components import VarianceComponentsOptions, run as run_vc  # noqa: E402
+from emoalign.analysis.rbridge import get_r  # noqa: E402
+from emoalign.analysis.study import Study  # noqa: E402
+from emoalign.spec.load import load_spec  # noqa: E402
+from engine_study import BIAS, write_study  # noqa: E402
+
+pytestmark = pytest.mark.r
+
+
+@pytest.fixture(scope="module")
+def r():
+    return get_r()
+
+
+def _frame(seed=0, n_img=40):
+    rng = np.random.default_rng(seed)
+    img = np.repeat(np.arange(n_img), 2)
+    rt = np.tile(["human", "machine"], n_img)
+    emo = np.where(img % 2 == 0, "angry", "happy")
+    y = (3 + 4 * (emo == "happy") - 0.5 * (rt == "machine") + 0.8 * ((rt == "machine") & (emo == "happy"))
+         + rng.normal(0, 0.7, n_img)[img] + rng.normal(0, 0.4, len(img)))
+    return pd.DataFrame({"rating": y, "image_id": [f"i{i}" for i in img], "rater_type": rt, "emotion": emo})
+
+
+def test_fixed_effects_match_statsmodels_mixedlm(r):
+    import statsmodels.formula.api as smf
+
+    df = _frame()
+    opts = LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type * emotion + (1|image_id)",
+                      reference_levels={"emotion": "angry", "rater_type": "human"})
+    from emoalign.analysis.kinds.lmm import fit
+
+    t, w = fit(opts, df, r)
+    fixed = t[t.effect == "fixed"].set_index("term")
+    sm = smf.mixedlm("rating ~ rater_type * emotion", df, groups=df["image_id"]).fit(reml=True)
+    names = {"Intercept": "(Intercept)", "rater_type[T.machine]": "rater_typemachine",
+             "emotion[T.happy]": "emotionhappy", "rater_type[T.machine]:emotion[T.happy]": "rater_typemachine:emotionhappy"}
+    for sm_name, r_name in names.items():
+        assert fixed.loc[r_name, "estimate"] == pytest.approx(sm.fe_params[sm_name], abs=1e-5)
+        assert fixed.loc[r_name, "std_error"] == pytest.approx(sm.bse_fe[sm_name], rel=1e-3)
+    ran = t[t.effect == "ran_pars"].set_index("group")
+    assert ran.loc["image_id", "estimate"] == pytest.approx(sm.cov_re.iloc[0, 0], rel=1e-3)
+    assert ran.loc["Residual", "estimate"] == pytest.approx(sm.scale, rel=1e-4)
+    # balanced design, within-image terms: Satterthwaite df = n_images - 2 (closed form); between: n_images - 2 too
+    assert fixed.loc["rater_typemachine", "df"] == pytest.approx(38, abs=1e-3)
+    # Wald CI with t(df) quantile
+    from scipy import stats
+
+    row = fixed.loc["rater_typemachine:emotionhappy"]
+    q = stats.t.ppf(0.975, row["df"])
+    assert row["conf_low"] == pytest.approx(row["estimate"] - q * row["std_error"], abs=1e-10)
+    fits = t[t.effect == "fit"].set_index("term")["estimate"]
+    assert fits["nobs"] == len(df) and np.isfinite(fits["AIC"]) and fits["singular"] == 0
+
+
+def test_satterthwaite_df_matches_lmertest_directly_unbalanced(r):
+    import rpy2.robjects as ro
+
+    df = _frame(seed=3, n_img=50)
+    df = df.drop(index=np.random.default_rng(1).choice(len(df), 17, replace=False)).reset_index(drop=True)
+    df["x"] = np.random.default_rng(2).normal(size=len(df))
+    opts = LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + emotion + x + (1|image_id)")
+    from emoalign.analysis.kinds.lmm import fit
+
+    t, _ = fit(opts, df, r)
+    fixed = t[t.effect == "fixed"].set_index("term")
+    # independent: build the data frame in R with plain vectors and call lmerTest ourselves
+    ro.globalenv["d"] = ro.r["data.frame"](rating=ro.FloatVector(df["rating"]), x=ro.FloatVector(df["x"]),
+                                           image_id=ro.StrVector(df["image_id"]), rater_type=ro.StrVector(df["rater_type"]),
+                                           emotion=ro.StrVector(df["emotion"]), stringsAsFactors=True)
+    co = ro.r("coef(summary(lmerTest::lmer(rating ~ rater_type + emotion + x + (1|image_id), data = d)))")
+    rows = list(ro.r["rownames"](co))
+    ref = np.asarray(co)
+    for i, term in enumerate(rows):
+        assert fixed.loc[term, "estimate"] == pytest.approx(ref[i, 0], abs=1e-10)
+        assert fixed.loc[term, "df"] == pytest.approx(ref[i, 2], rel=1e-8)
+        assert fixed.loc[term, "p_value"] == pytest.approx(ref[i, 4], rel=1e-6)
+    assert not (fixed["df"] == fixed["df"].iloc[0]).all()  # unbalanced: df differ by term
+
+    asym, _ = fit(opts.model_copy(update={"df_method": "asymptotic"}), df, r)
+    a = asym[asym.effect == "fixed"].set_index("term")
+    assert np.isinf(a["df"]).all()
+    assert a.loc["x", "estimate"] == pytest.approx(fixed.loc["x", "estimate"], abs=1e-10)
+    from scipy import stats
+
+    assert a.loc["x", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(a.loc["x", "statistic"])), rel=1e-10)
+
+
+def test_planted_emotion_bias_recovered_within_cis(tmp_path, r):
+    info = write_study(tmp_path, seed=7)
+    study, _, _ = load_study(load_spec(info["spec"]))
+    opts = LmmOptions(id="m", kind="lmm", raters=["vlm"], dimension="valence",
+                      formula="rating ~ rater_type * emotion + (1|image_id)",
+                      reference_levels={"emotion": "angry", "rater_type": "human"})
+    res = run_lmm(opts, study, r)
+    f = res.table[res.table.effect == "fixed"].set_index("term")
+    assert set(res.table["rater"]) == {"gemma3"}
+    truth = {"rater_typemachine": BIAS["angry"]}
+    truth.update({f"rater_typemachine:emotion{e}": BIAS[e] - BIAS["angry"] for e in BIAS if e != "angry"})
+    for term, value in truth.items():
+        assert f.loc[term, "conf_low"] <= value <= f.loc[term, "conf_high"], term
+        assert abs(f.loc[term, "estimate"] - value) < 0.25
+    # per-rater models: one model per machine rater vs the human aggregate; frame = human + that rater
+    both = run_lmm(opts.model_copy(update={"raters": ["gemma3", "fer_a"], "formula": "rating ~ rater_type + (1|image_id)",
+                                           "reference_levels": {}}), study, r).table
+    assert set(both["rater"]) == {"gemma3", "fer_a"}
+    nobs = both[(both.effect == "fit") & (both.term == "nobs")].set_index("rater")["estimate"]
+    assert (nobs == 2 * info["n_images"]).all()
+    fer = both[(both.rater == "fer_a") & (both.term == "rater_typemachine")].iloc[0]
+    assert fer["conf_low"] <= 0.3 <= fer["conf_high"]  # planted constant bias of fer_a
+
+
+def test_variance_components_equal_anova_estimates_in_balanced_design(r):
+    rng = np.random.default_rng(5)
+    n_r, n_i = 30, 40
+    rr, ii = np.meshgrid(np.arange(n_r), np.arange(n_i), indexing="ij")
+    y = 5 + rng.normal(0, np.sqrt(0.5), n_r)[rr] + rng.normal(0, 1.0, n_i)[ii] + rng.normal(0, 1.0, rr.shape)
+    humans = pd.DataFrame({"rater_id": [f"p{x}" for x in rr.ravel()], "image_id": [f"i{x}" for x in ii.ravel()],
+                           "valence": y.ravel()})
+    stim = pd.DataFrame({"image_id": [f"i{x}" for x in range(n_i)], "path": "", "sha256": "", "emotion": "happy"})
+    study = Study(stimuli=stim, humans=humans, machines=pd.DataFrame(columns=["rater", "image_id", "emotion", "valence"]),
+                  scales={"valence": (1, 9)}, emotions=["happy"])
+    t = run_vc(VarianceComponentsOptions(id="v", dimension="valence"), study, r).table
+    v = t[t.metric == "variance"].set_index("group")["estimate"]
+    # expected-mean-squares (ANOVA) estimators of the two-way crossed random model (REML = ANOVA when positive)
+    grand = y.mean()
+    ms_r = n_i * ((y.mean(1) - grand) ** 2).sum() / (n_r - 1)
+    ms_i = n_r * ((y.mean(0) - grand) ** 2).sum() / (n_i - 1)
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand
+    ms_e = (resid ** 2).sum() / ((n_r - 1) * (n_i - 1))
+    assert v["Residual"] == pytest.approx(ms_e, rel=1e-5)
+    assert v["rater_id"] == pytest.approx((ms_r - ms_e) / n_i, rel=1e-4)
+    assert v["image_id"] == pytest.approx((ms_i - ms_e) / n_r, rel=1e-4)
+    share = t[t.metric == "share"].set_index("group")["estimate"]
+    assert share.sum() == pytest.approx(1.0)
+    ratio = t.loc[t.metric == "rater_image_ratio", "estimate"].item()
+    assert ratio == pytest.approx(v["rater_id"] / v["image_id"])
+    # the planted variances are recovered within sampling error (0.5, 1.0, 1.0)
+    assert v["rater_id"] == pytest.approx(0.5, abs=0.3) and v["image_id"] == pytest.approx(1.0, abs=0.5)
+    assert v["Residual"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_singular_fit_message_captured_not_printed(r, capfd):
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(20, 3))
+    e -= e.mean(axis=1, keepdims=True)  # identical image means: the image variance is estimated as 0
+    df = pd.DataFrame({"rating": e.ravel(), "image_id": [f"i{i}" for i in np.repeat(np.arange(20), 3)],
+                       "rater_type": np.tile(["human", "machine", "machine"], 20)})
+    from emoalign.analysis.kinds.lmm import fit
+
+    t, warnings = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + (1|image_id)"), df, r)
+    assert any("singular" in w for w in warnings)
+    assert t.loc[t.term == "singular", "estimate"].item() == 1
+    err = capfd.readouterr().err
+    assert "singular" not in err
