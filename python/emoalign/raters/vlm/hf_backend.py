@@ -1,0 +1,276 @@
+"""transformers + torch backend (CPU / CUDA) for any image-text-to-text model (Gemma3, Mllama, ...).
+
+Two paths give the same greedy answers:
+
+* reference (``fast=False``): the paper's protocol — one ``generate`` call per step, batch 1, greedy;
+  the image is re-encoded and the whole prompt re-prefilled every step.
+* fast (``fast=True``, default): the image and the chat prefix up to the image are encoded once per
+  image into a ``DynamicCache`` (for a batch of images in one forward pass when their prefixes have
+  the same length), which each step deep-copies and extends with only its own text tokens
+  (``attention_mask`` covering prefix + step, Mllama's ``cross_attention_mask`` sliced to the new
+  tokens; Gemma3's ``token_type_ids`` only in the prefix pass, as ``generate`` does). The answer-position
+  logits of that single forward give the candidate probabilities and the first greedy token; decoding
+  then continues greedily on the cache — one extra one-token pass confirms a single-token answer
+  (e.g. a rating) by its end-of-turn token, longer answers continue like ``generate``.
+
+Candidate probabilities are the softmax probability of each candidate's first token at the answer
+position, renormalised over the candidates; ``candidate_mass`` is their total before renormalising.
+Candidates whose first tokens coincide cannot be told apart from one position: their probabilities
+are then None (``info["ambiguous_candidates"]``).
+
+Reference for rating-by-probabilities: Liu et al. (2023), G-Eval, EMNLP (probability-weighted scores).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from emoalign.errors import EmoalignError
+from emoalign.raters.vlm.backend import Answer, Ask
+
+_DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class _Prefix:
+    ids: "object"          # 1-D LongTensor of the prefix tokens
+    cache: "object"        # DynamicCache after the prefix (batch 1)
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        return "cpu"
+    return device
+
+
+class HFBackend:
+    """A transformers model loaded from a hub id or a local directory.
+
+    Parameters: ``model`` hub id or path; ``dtype`` one of auto/float32/float16/bfloat16 (auto: bfloat16 on
+    CUDA, float32 on CPU); ``device`` auto/cpu/cuda/cuda:N; ``fast`` prefix-cache path (False: reference);
+    ``revision`` hub revision; ``max_prefix_images`` how many image prefixes to keep before evicting.
+    Offline use: set ``HF_HUB_OFFLINE=1`` (files then come from the local cache or directory only).
+    """
+
+    name = "hf"
+
+    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", fast: bool = True,
+                 revision: str | None = None, trust_remote_code: bool = False, max_prefix_images: int = 64, **_):
+        try:
+            import torch
+            import transformers
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise EmoalignError("the hf backend needs torch and transformers",
+                                hint="pip install 'emoalign[hf]' (torch, transformers)") from exc
+        if dtype not in _DTYPES:
+            raise EmoalignError(f"unknown dtype {dtype!r}", hint=f"choose one of: {', '.join(_DTYPES)}")
+        self.model_id = str(model)
+        self.device = _resolve_device(device)
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        self.dtype_name = dtype
+        self.torch_dtype = getattr(torch, dtype)
+        self.fast = bool(fast)
+        self.revision = revision
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+        kw = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=offline)
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_id, **kw)
+            self.model = AutoModelForImageTextToText.from_pretrained(self.model_id, dtype=self.torch_dtype, **kw)
+        except (OSError, ValueError) as exc:
+            raise EmoalignError(f"cannot load model {self.model_id!r} with transformers: {exc}",
+                                hint="pass a local model directory or a Hugging Face id (set HF_HUB_OFFLINE=1 to use only local files)") from exc
+        self.model.to(self.device).eval()
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
+        cfg = self.model.config
+        self.model_type = getattr(cfg, "model_type", "")
+        self._image_marker_ids = {i for i in (getattr(cfg, "eoi_token_index", None), getattr(cfg, "image_token_index", None),
+                                              getattr(cfg, "image_token_id", None)) if i is not None}
+        self._prefixes: dict[str, _Prefix] = {}
+        self._max_prefixes = max_prefix_images
+        self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
+        self.last_batch_size = 1
+
+    # ----------------------------------------------------------------- interface
+    def provenance(self) -> dict:
+        cfg = self.model.config
+        q = getattr(cfg, "quantization_config", None)
+        revision = self.revision or getattr(cfg, "_commit_hash", None)
+        if revision is None and os.path.isdir(self.model_id):
+            revision = "local:" + _dir_digest(self.model_id)
+        return {"backend": "hf", "model_id": self.model_id, "model_revision": revision, "dtype": self.dtype_name,
+                "quantization": (q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)) if q else "none",
+                "device": self.device, "fast": self.fast, "versions": dict(self._versions)}
+
+    def ask(self, asks: Sequence[Ask]) -> list[Answer]:
+        import torch
+
+        with torch.inference_mode():
+            if not self.fast:
+                return [self._reference(a) for a in asks]
+            encoded = [self._encode(a) for a in asks]
+            self._ensure_prefixes(asks, encoded)
+            return [self._fast(a, enc) for a, enc in zip(asks, encoded)]
+
+    def release(self, image_key: str) -> None:
+        self._prefixes.pop(image_key, None)
+
+    # ----------------------------------------------------------------- helpers
+    def _encode(self, ask: Ask) -> dict:
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ask.prompt}]}]
+        text = self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        image = ask.image.convert("RGB") if ask.image.mode != "RGB" else ask.image
+        images = [[image]] if self.model_type == "mllama" else [image]
+        inputs = self.processor(text=[text], images=images, return_tensors="pt", add_special_tokens=False)
+        out = {}
+        for k, v in inputs.items():
+            if hasattr(v, "to"):
+                v = v.to(self.device)
+                if v.is_floating_point():
+                    v = v.to(self.torch_dtype)
+            out[k] = v
+        return out
+
+    def _probs(self, logits, candidates: tuple[str, ...]):
+        import torch
+
+        if not candidates:
+            return None, None, {}
+        first = []
+        for c in candidates:
+            ids = self.tokenizer.encode(c, add_special_tokens=False)
+            if not ids:
+                return None, None, {"ambiguous_candidates": True}
+            first.append(ids[0])
+        if len(set(first)) != len(first):
+            return None, None, {"ambiguous_candidates": True}
+        p = torch.softmax(logits.float(), dim=-1)[first]
+        mass = float(p.sum())
+        if mass <= 0:
+            return None, 0.0, {}
+        return {c: float(x) / mass for c, x in zip(candidates, p.tolist())}, mass, {}
+
+    def _decode(self, ids: list[int]) -> str:
+        while ids and ids[-1] in self.eos_ids:
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _reference(self, ask: Ask) -> Answer:
+        enc = self._encode(ask)
+        n_in = enc["input_ids"].shape[1]
+        out = self.model.generate(**enc, max_new_tokens=ask.max_new_tokens, do_sample=False, num_beams=1,
+                                  temperature=None, top_p=None, top_k=None, output_logits=True,
+                                  return_dict_in_generate=True, pad_token_id=self.pad_id)
+        new = out.sequences[0, n_in:].tolist()
+        probs, mass, info = self._probs(out.logits[0][0], ask.candidates)
+        info.update(path="reference", new_tokens=len(new), token_ids=new, batch_size=1)
+        return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
+
+    def _prefix_len(self, ids) -> int:
+        pos = [i for i, t in enumerate(ids.tolist()) if t in self._image_marker_ids]
+        if not pos:
+            raise RuntimeError("the encoded prompt holds no image token; cannot cache an image prefix")
+        return pos[-1] + 1
+
+    def _prefix_inputs(self, enc: dict, plen: int) -> dict:
+        kw = {"input_ids": enc["input_ids"][:, :plen], "attention_mask": enc["attention_mask"][:, :plen]}
+        for k in ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask", "image_sizes"):
+            if k in enc:
+                kw[k] = enc[k]
+        if "token_type_ids" in enc:
+            kw["token_type_ids"] = enc["token_type_ids"][:, :plen]
+        if "cross_attention_mask" in enc:
+            kw["cross_attention_mask"] = enc["cross_attention_mask"][:, :plen]
+        return kw
+
+    def _ensure_prefixes(self, asks: Sequence[Ask], encoded: list[dict]) -> None:
+        """Encode the image prefix of every image in the batch that has none cached, batching images whose
+        prefixes have equal length into one forward pass."""
+        import torch
+        from transformers import DynamicCache
+
+        todo: dict[str, tuple[dict, int]] = {}
+        for a, enc in zip(asks, encoded):
+            ids = enc["input_ids"][0]
+            plen = self._prefix_len(ids)
+            have = self._prefixes.get(a.image_key)
+            if have is not None and have.ids.shape[0] == plen and torch.equal(have.ids, ids[:plen]):
+                continue
+            todo.setdefault(a.image_key, (enc, plen))
+        groups: dict[tuple, list[str]] = {}
+        for key, (enc, plen) in todo.items():
+            sig = (plen,) + tuple((k, tuple(v.shape)) for k, v in sorted(self._prefix_inputs(enc, plen).items()))
+            groups.setdefault(sig, []).append(key)
+        self.last_batch_size = max((len(g) for g in groups.values()), default=1)
+        for keys in groups.values():
+            parts = [self._prefix_inputs(*todo[k]) for k in keys]
+            batch = {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
+            cache = DynamicCache(config=self.model.config)
+            self.model(**batch, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            for i, key in enumerate(keys):
+                one = copy.deepcopy(cache) if len(keys) > 1 else cache
+                if len(keys) > 1:
+                    one.batch_select_indices(torch.tensor([i], device=self.device))
+                self._prefixes[key] = _Prefix(ids=batch["input_ids"][i].clone(), cache=one)
+        while len(self._prefixes) > self._max_prefixes:
+            self._prefixes.pop(next(iter(self._prefixes)))
+
+    def _fast(self, ask: Ask, enc: dict) -> Answer:
+        import torch
+
+        prefix = self._prefixes[ask.image_key]
+        plen = prefix.ids.shape[0]
+        ids = enc["input_ids"]
+        cache = copy.deepcopy(prefix.cache)
+        total = ids.shape[1]
+        kw = {}
+        cam = enc.get("cross_attention_mask")
+        if cam is not None:
+            kw["cross_attention_mask"] = cam[:, plen:]
+        out = self.model(input_ids=ids[:, plen:], attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
+                         past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
+        logits = out.logits[0, -1]
+        probs, mass, info = self._probs(logits, ask.candidates)
+        new: list[int] = []
+        for step in range(ask.max_new_tokens):
+            tok = int(torch.argmax(logits))
+            new.append(tok)
+            if tok in self.eos_ids or step == ask.max_new_tokens - 1:
+                break
+            total += 1
+            if cam is not None:
+                kw["cross_attention_mask"] = cam[:, -1:]
+            out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
+                             attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
+                             past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
+            logits = out.logits[0, -1]
+        info.update(path="fast", new_tokens=len(new), token_ids=new, batch_size=self.last_batch_size,
+                    single_token=len([t for t in new if t not in self.eos_ids]) == 1)
+        return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
+
+
+def _dir_digest(path: str) -> str:
+    """Short digest of a local model directory's config + weight file names and sizes."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for p in sorted(Path(path).glob("*")):
+        if p.is_file() and (p.suffix in {".json", ".safetensors", ".bin"}):
+            h.update(p.name.encode())
+            h.update(str(p.stat().st_size).encode())
+            if p.suffix == ".json" and p.stat().st_size < 1_000_000:
+                h.update(p.read_bytes())
+    return h.hexdigest()[:12]
