@@ -4,7 +4,7 @@ Classification: the predicted label of an image with intended emotion ``e`` is d
 ``e`` of the rater's confusion matrix (``confusion``, or ``accuracy`` on the diagonal with errors
 spread by ``machines.confusion_weights``); ``accuracy_by`` replaces the diagonal for a race or
 gender level (e.g. Gemma3 angry: Black .613, Korean .225; Tae et al. 2026 §4.5). ``p_emotion_<k>``
-is ``w * onehot(pred) + (1 - w) * row_e`` with ``w ~ U(confidence)``, ``w > .5``, so the
+is ``w * onehot(pred) + (1 - w) * row_e`` (row smoothed) with ``w ~ U(confidence)``, ``w > .5``, so the
 distribution's argmax is always the greedy answer.
 
 Dimensions: for an image with intended emotion ``e``, predicted ``p``, human latent image effect
@@ -21,8 +21,11 @@ Dimensions: for an image with intended emotion ``e``, predicted ``p``, human lat
 ``sigma_e`` are calibrated by Monte Carlo on a large sample drawn with a fixed ``calibration_seed``
 (independent of the study seed, so sampling variability across seeds stays honest) so that the
 expected machine-minus-human mean per intended emotion equals ``bias_e`` and the within-emotion SD
-of ratings equals ``sd_e`` where attainable. Race/gender ``effects`` are differences from the
-reference level (the first level not listed, e.g. Caucasian / male) and are kept as planted.
+of ratings equals ``sd_e`` where attainable (the mean wins: near a scale end the SD target is capped
+at 0.6 * sqrt((hi - m)(m - lo)) for target mean ``m``, a fraction of the Bhatia-Davis bound on the
+variance). Race/gender ``effects`` are the expected differences from the reference level (the levels
+not listed, e.g. Caucasian / male); their latent sizes are calibrated too, so clipping at the scale
+ends does not shrink them. ``manifest.json`` records the expected (calibrated) values beside targets.
 """
 
 from __future__ import annotations
@@ -143,9 +146,11 @@ def _calibrate(dp: DimParams, e, p, u, X, eff_target, refs, z, v, n_emo: int, it
     the within-emotion SD and the level-minus-reference differences hit their targets (where attainable:
     clipping at the scale ends attenuates shifts, which the calibrated latent sizes undo)."""
     c = np.zeros(n_emo)
-    var = np.maximum(dp.sd, 0.0) ** 2 * 0.5
-    beta = eff_target.copy()
     target = dp.H + dp.bias
+    # the mean wins over the SD: near a scale end only so much spread fits (Bhatia-Davis bound, scaled)
+    sd_t = np.minimum(np.maximum(dp.sd, 0.0), 0.6 * np.sqrt(np.clip((dp.hi - target) * (target - dp.lo), 0, None)))
+    var = sd_t ** 2 * 0.5
+    beta = eff_target.copy()
     counts = np.bincount(e, minlength=n_emo)
     cap = 3 * np.abs(eff_target) + 1
     for _ in range(iters):
@@ -153,11 +158,11 @@ def _calibrate(dp: DimParams, e, p, u, X, eff_target, refs, z, v, n_emo: int, it
         mean = np.bincount(e, weights=y, minlength=n_emo) / counts
         sd = np.sqrt(np.maximum(np.bincount(e, weights=y ** 2, minlength=n_emo) / counts - mean ** 2, 0))
         c += target - mean
-        var = np.maximum(var + 0.8 * (dp.sd ** 2 - sd ** 2), 0.0)
+        var = np.maximum(var + 0.8 * (sd_t ** 2 - sd ** 2), 0.0)
         diff = np.array([y[X[:, k] > 0].mean() - y[refs[:, k]].mean() for k in range(X.shape[1])])
         beta = np.clip(beta + 0.8 * (eff_target - diff), -cap, cap)
         if (np.all(np.abs(target - mean) < 2e-3) and np.all(np.abs(eff_target - diff) < 5e-3)
-                and np.all((np.abs(sd - dp.sd) < 5e-3) | ((var == 0) & (sd > dp.sd)))):
+                and np.all((np.abs(sd - sd_t) < 5e-3) | ((var == 0) & (sd > sd_t)))):
             break
     return c, np.sqrt(var), beta, {"mean": mean, "sd": sd, "effects": diff}
 
@@ -181,7 +186,8 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
         pred = _draw_labels(R, rng.random(n))
         lo_w, hi_w = r.get("confidence", machines.get("confidence", [0.55, 0.98]))
         w = rng.uniform(max(lo_w, 0.5 + 1e-6), hi_w, n)
-        probs = w[:, None] * np.eye(len(emotions))[pred] + (1 - w)[:, None] * R
+        smooth = (R + 0.005) / (1 + 0.005 * len(emotions))  # no exact zeros, as from a softmax
+        probs = w[:, None] * np.eye(len(emotions))[pred] + (1 - w)[:, None] * smooth
         df = pd.DataFrame({"rater": name, "image_id": stimuli["image_id"].to_numpy(),
                            "emotion": np.array(emotions, dtype=object)[pred], "family": family})
         for k, lab in enumerate(emotions):
