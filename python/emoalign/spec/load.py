@@ -123,7 +123,7 @@ def _format_error(err: dict, raw: Any, lines: dict, name: str) -> str:
 
     ypath = _yaml_path(raw, tuple(err["loc"]))
     line = None
-    p = ypath
+    p = ypath + ("kind",) if err["type"] == "union_tag_invalid" else ypath
     while p:
         if p in lines:
             line = lines[p]

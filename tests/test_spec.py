@@ -1,0 +1,157 @@
+"""Spec model, loader and checks: did-you-mean with YAML lines, JSON Schema, data checks before R."""
+
+import json
+import textwrap
+
+import pytest
+
+from emoalign.analysis.engine import load_study
+from emoalign.errors import EmoalignError
+from emoalign.resources import specs_dir
+from emoalign.spec.check import check_spec, formula_variables
+from emoalign.spec.load import load_spec, parse_spec
+from emoalign.spec.model import json_schema
+from engine_study import SPEC, write_study
+
+HEAD = """\
+study:
+  stimuli: stimuli.parquet
+  humans: humans.parquet
+  machines: runs/*/ratings.parquet
+  groups: {vlm: [gemma3]}
+analyses:
+"""
+
+
+def _err(text):
+    with pytest.raises(EmoalignError) as ei:
+        parse_spec(text, path="s.yaml")
+    return str(ei.value)
+
+
+def test_valid_spec_parses_with_defaults():
+    loaded = parse_spec(SPEC, path="s.yaml")
+    a = loaded.spec.analyses[0]
+    assert a.kind == "reliability" and a.level == "ordinal" and a.bootstrap == 200 and a.ci_level == 0.95
+    lmm = loaded.spec.analyses[1]
+    assert lmm.df_method == "satterthwaite" and lmm.per_rater is True and lmm.aggregate == "mean"
+    assert loaded.spec.study.machines == ["runs/*/ratings.parquet"]
+    assert loaded.line_of("analyses", 1, "formula") == 23
+
+
+def test_misspelled_key_names_line_analysis_and_suggestion():
+    msg = _err(HEAD + "  - id: ceiling\n    kind: reliability\n    raters: human\n    levl: ordinal\n")
+    assert "s.yaml:10" in msg and "analysis 'ceiling'" in msg and "'levl'" in msg and "did you mean 'level'" in msg
+
+
+def test_unknown_kind_and_bad_option_value_suggest():
+    msg = _err(HEAD + "  - id: a\n    kind: reliabilty\n  - id: b\n    kind: reliability\n    level: ordnal\n")
+    assert "s.yaml:8" in msg and "unknown kind 'reliabilty'" in msg and "did you mean 'reliability'" in msg
+    assert "s.yaml:11" in msg and "analysis 'b'" in msg and "'ordnal'" in msg and "did you mean 'ordinal'" in msg
+    assert "2 problems" in msg
+
+
+def test_study_typo_duplicate_ids_and_yaml_syntax():
+    msg = _err(HEAD.replace("humans:", "humanz:") + "  - {id: a, kind: lmm, formula: 'rating ~ 1 + (1|image_id)'}\n")
+    assert "unknown field 'humanz'" in msg and "did you mean 'humans'" in msg and "s.yaml:3" in msg
+    msg = _err(HEAD + "  - {id: a, kind: reliability}\n  - {id: a, kind: reliability}\n")
+    assert "used twice" in msg
+    msg = _err("study: [unclosed\n")
+    assert "not valid YAML" in msg and "s.yaml:" in msg
+    msg = _err(HEAD + "  - {id: m, kind: lmm, dimension: valence}\n")
+    assert "analysis 'm'" in msg and "'formula'" in msg and "required" in msg
+
+
+def test_json_schema_validates_shipped_specs_and_rejects_typos():
+    import jsonschema
+    import yaml
+
+    schema = json_schema()
+    assert schema["title"] == "emoalign analysis spec"
+    kinds = schema["$defs"]
+    assert {"ReliabilityOptions", "LmmOptions", "VarianceComponentsOptions"} <= set(kinds)
+    files = [specs_dir() / "paper.yaml", *sorted((specs_dir() / "examples").glob("*.yaml"))]
+    assert len(files) >= 4
+    for f in files:
+        doc = yaml.safe_load(f.read_text())
+        jsonschema.validate(doc, schema)
+        load_spec(f)  # the pydantic model agrees
+    bad = yaml.safe_load(HEAD + "  - {id: a, kind: reliability, levl: ordinal}\n")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_formula_variables():
+    assert formula_variables("rating ~ rater_type * (race + gender) + (1|image_id)") == \
+        ["rating", "rater_type", "race", "gender", "image_id"]
+    assert formula_variables("log(rating) ~ I(n_trials^2) + poly(x, 2) + (1 + x|rater_id)") == \
+        ["rating", "n_trials", "x", "rater_id"]
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    return write_study(tmp_path_factory.mktemp("study"))
+
+
+def _check(study_dir, analyses: str):
+    text = HEAD.replace("humans.parquet\n", "humans.parquet\n") + textwrap.dedent(analyses)
+    path = study_dir["root"] / "check.yaml"
+    path.write_text(text)
+    loaded = load_spec(path)
+    study, _, _ = load_study(loaded)
+    return check_spec(loaded, study)
+
+
+def test_data_checks_unknown_rater_dimension_by_subset(study_dir):
+    probs = _check(study_dir, """\
+      - {id: ok, kind: reliability, raters: human, dimension: valence}
+      - id: r1
+        kind: reliability
+        raters: [gemma, vlm]
+        dimension: valnce
+        by: [emotoin]
+        subset: {race: Korea}
+    """)
+    assert list(probs) == ["r1"]
+    text = "\n".join(probs["r1"])
+    assert "unknown rater 'gemma'" in text and "did you mean 'gemma3'" in text
+    assert "unknown dimension 'valnce'" in text and "did you mean 'valence'" in text
+    assert "'emotoin'" in text and "did you mean 'emotion'" in text
+    assert "value 'Korea'" in text and "did you mean 'Korean'" in text
+    assert "check.yaml:10" in text  # the raters line
+
+
+def test_formula_with_missing_column_caught_before_r(study_dir, monkeypatch):
+    import emoalign.analysis.rbridge as rb
+
+    monkeypatch.setattr(rb, "get_r", lambda: (_ for _ in ()).throw(AssertionError("R must not start")))
+    probs = _check(study_dir, """\
+      - id: m
+        kind: lmm
+        raters: [vlm]
+        dimension: valence
+        formula: rating ~ rater_type * emotoin + (1|image)
+        reference_levels: {emotion: angy}
+    """)
+    text = "\n".join(probs["m"])
+    assert "formula names 'emotoin'" in text and "did you mean 'emotion'" in text
+    assert "formula names 'image'" in text and "did you mean 'image_id'" in text
+    assert "'angy' is not a level of 'emotion'" in text and "did you mean 'angry'" in text
+    assert "check.yaml:11" in text
+
+
+def test_spec_cli_check_and_schema(study_dir):
+    from click.testing import CliRunner
+
+    from emoalign.cli.spec import spec
+
+    runner = CliRunner()
+    ok = runner.invoke(spec, ["check", str(study_dir["spec"])])
+    assert ok.exit_code == 0, ok.output
+    assert "valid (2 analyses" in ok.output
+    bad = study_dir["root"] / "bad.yaml"
+    bad.write_text(SPEC.replace("raters: [vlm]", "raters: [gemma4]"))
+    res = runner.invoke(spec, ["check", str(bad)])
+    assert res.exit_code == 1 and "did you mean 'gemma3'" in res.output
+    sch = runner.invoke(spec, ["schema"])
+    assert sch.exit_code == 0 and json.loads(sch.output)["title"] == "emoalign analysis spec"
