@@ -100,11 +100,39 @@ class MLXBackend:
                       if local else "check the Hugging Face id, your network, or set HF_HUB_OFFLINE=1 "
                                     "with the model already in the cache")) from exc
         self.config = json.loads((self.path / "config.json").read_text())
+        self.untied_head_restored = self._restore_untied_lm_head()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self._states: OrderedDict[str, _ImageState] = OrderedDict()
         self._votes: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._vocab_texts: list[str] | None = None
         self._proc_kwargs = self._processor_kwargs()
+
+    def _restore_untied_lm_head(self) -> bool:
+        """Load a checkpoint's own ``lm_head`` where mlx-vlm replaced it with the embeddings.
+
+        mlx-vlm 0.7's Gemma3 ``sanitize`` ties the output head to ``embed_tokens`` whenever the key
+        is not literally ``lm_head.weight``, which silently changes an untied checkpoint (the real
+        Gemma3 releases are tied, so they are unaffected). Unquantised checkpoints only.
+        """
+        import mlx.core as mx
+        from safetensors import safe_open
+
+        text_cfg = self.config.get("text_config") or {}
+        tied = text_cfg.get("tie_word_embeddings", self.config.get("tie_word_embeddings", True))
+        head = getattr(getattr(self.model, "language_model", None), "lm_head", None)
+        if tied or head is None or self._quantization() is not None or not hasattr(head, "weight"):
+            return False
+        for f in sorted(self.path.glob("*.safetensors")):
+            with safe_open(str(f), framework="numpy") as st:
+                for key in st.keys():
+                    if key.endswith("lm_head.weight"):
+                        w = st.get_tensor(key)
+                        if tuple(w.shape) != tuple(head.weight.shape):
+                            return False
+                        head.weight = mx.array(w).astype(head.weight.dtype)
+                        mx.eval(head.weight)
+                        return True
+        return False
 
     # -- provenance --------------------------------------------------------------------------------
     def _revision(self) -> str | None:
