@@ -156,7 +156,7 @@ class HFBackend:
             first.append(ids[0])
         if len(set(first)) != len(first):
             return None, None, {"ambiguous_candidates": True}
-        p = torch.softmax(logits.float(), dim=-1)[first]
+        p = torch.softmax(logits.double(), dim=-1)[first]
         mass = float(p.sum())
         if mass <= 0:
             return None, 0.0, {}
@@ -213,7 +213,8 @@ class HFBackend:
         for key, (enc, plen) in todo.items():
             sig = (plen,) + tuple((k, tuple(v.shape)) for k, v in sorted(self._prefix_inputs(enc, plen).items()))
             groups.setdefault(sig, []).append(key)
-        self.last_batch_size = max((len(g) for g in groups.values()), default=1)
+        if groups:
+            self.last_batch_size = max(len(g) for g in groups.values())
         for keys in groups.values():
             parts = [self._prefix_inputs(*todo[k]) for k in keys]
             batch = {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
