@@ -114,3 +114,20 @@ def test_haar_crop_needs_an_opencv_with_cascades():
             build_fer_rater("minixception", face_crop="haar")
     with pytest.raises(EmoalignError, match="unknown face_crop"):
         build_fer_rater("minixception", face_crop="mtcnn")
+
+
+def test_va_plugin_run_writes_contract_rows(study):
+    """A valence/arousal model through the run loop: VA on the study scale, manifest JSON-serialisable."""
+    root, stim = study
+    rater = build_fer_rater("plugin:emoalign.raters.fer.example_plugin:tiny_va_plugin", unmapped="abstain")
+    path = run_rater(rater, items_from_stimuli(stim, root), root / "runs", progress=False)
+    df = pd.read_parquet(path)
+    validate_columns(df, MACHINES, str(path))
+    ok = df[df["error"].isna()]
+    assert ok["valence"].between(1, 9).all() and ok["arousal"].between(1, 9).all()
+    np.testing.assert_allclose(ok["valence"], (ok["valence_native"] + 1) / 2 * 8 + 1, atol=1e-12)
+    # abstain: probabilities are not renormalised; they sum to the mapped mass
+    np.testing.assert_allclose(ok[[f"p_emotion_{e}" for e in rater.emotions]].sum(axis=1) + ok["unmapped_mass"], 1.0,
+                               atol=1e-9)
+    cfg = json.loads((path.parent / "manifest.json").read_text())["config"]
+    assert cfg["unmapped"] == "abstain" and cfg["va"]["predicts_va"] and cfg["model_id"] == "example/tiny-va-seed0"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -116,6 +117,14 @@ class RunStore:
         if not frames:
             return pd.DataFrame(columns=["image_id"])
         df = pd.concat(frames, ignore_index=True)
+        # a part holding only error rows stores valence/arousal as nulls; concatenated with numeric parts
+        # that gives an object column, which the contract rejects: restore numeric contract columns
+        for col, typ in MACHINES.known().items():
+            if col in df.columns and df[col].dtype == object and (pa.types.is_floating(typ) or pa.types.is_integer(typ)):
+                try:
+                    df[col] = pd.to_numeric(df[col])
+                except (TypeError, ValueError):
+                    pass  # genuinely non-numeric: validate_columns names it
         return df.drop_duplicates("image_id", keep="last").reset_index(drop=True)
 
     def next_part(self) -> Path:

@@ -51,7 +51,8 @@ class HFClassifierAdapter(FERAdapter):
         kw = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
             if model is None:
-                model = AutoModelForImageClassification.from_pretrained(source, dtype=getattr(torch, dtype), **kw)
+                extra = {} if dtype == "float32" else {"dtype": getattr(torch, dtype)}
+                model = AutoModelForImageClassification.from_pretrained(source, **kw, **extra)
             if processor is None:
                 processor = AutoImageProcessor.from_pretrained(source, **kw)
         except OSError as exc:
