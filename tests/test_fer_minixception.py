@@ -67,7 +67,8 @@ def _photos(tmp_path):
 
 
 def test_smiling_public_domain_photos_rate_happy(tmp_path):
-    """Both are smiling faces; without face crop the model's top class is happy (p = .52 and .44)."""
+    """Both are smiling faces; on the whole photo (no face crop, the default) the top class is happy
+    (p = .52 and .44). See the face-crop test below for what the tight crop gives."""
     rater = build_fer_rater("minixception")
     rows = rater.rate(_photos(tmp_path))
     ref = np.load(mx.REFERENCE_FILE)
@@ -91,3 +92,36 @@ def test_batch_equals_single(tmp_path):
     one = [rater.rate([it])[0] for it in items]
     for a, b in zip(both, one):
         assert a["p_emotion_happy"] == pytest.approx(b["p_emotion_happy"], abs=1e-6)
+
+
+# Face boxes OpenCV 4.14's Haar cascade (the detector `fer` uses) finds in the two photos.
+HAAR_BOXES = {"grace_hopper": (155, 105, 222, 222), "astronaut": (177, 66, 95, 95)}
+
+
+def _with_boxes(items):
+    return [StimulusItem(it.image_id, it.path, meta=dict(zip(("face_x", "face_y", "face_w", "face_h"),
+                                                             HAAR_BOXES[it.image_id]))) for it in items]
+
+
+def test_tight_face_crop_changes_what_the_model_sees(tmp_path):
+    """On the face crop (as `fer` rates faces) the astronaut is happy with p > .99, while Grace Hopper's
+    closed-mouth smile reads as neutral: the built-in model is a FER2013 model of tight 48 px face crops."""
+    rows = {r["image_id"]: r for r in build_fer_rater("minixception", face_crop="box").rate(_with_boxes(_photos(tmp_path)))}
+    assert rows["astronaut"]["emotion"] == "happy" and rows["astronaut"]["p_emotion_happy"] > 0.99
+    assert rows["grace_hopper"]["emotion"] == "neutral" and rows["grace_hopper"]["p_emotion_happy"] < 0.05
+    assert all(r["face_detected"] for r in rows.values())
+
+
+def test_haar_detector_finds_the_faces(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "CascadeClassifier"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no Haar cascades (opencv-python<5 has)")
+    from emoalign.raters.fer.images import HaarFaceDetector, load_rgb
+
+    det = HaarFaceDetector()
+    for it in _photos(tmp_path):
+        x, y, w, h = det(load_rgb(it.path))
+        bx, by, bw, bh = HAAR_BOXES[it.image_id]
+        assert abs(x - bx) < 0.1 * bw and abs(y - by) < 0.1 * bh and abs(w - bw) < 0.15 * bw
+    rows = build_fer_rater("minixception", face_crop="haar").rate(_photos(tmp_path))
+    assert [r["emotion"] for r in rows] == ["neutral", "happy"]

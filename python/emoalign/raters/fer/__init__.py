@@ -82,7 +82,7 @@ def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dic
 
     kind, arg = parse_fer_name(name)
     rater_opts = {k: options.pop(k) for k in _RATER_OPTIONS if k in options}
-    rater_name = options.pop("rater_name", None) or options.pop("name", None)
+    rater_name = options.pop("rater_name", None)
     if arg is not None:
         options.setdefault(_ARG[kind], arg)
     module, attr = _MODELS[kind][0].split(":")
