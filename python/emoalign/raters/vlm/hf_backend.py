@@ -13,10 +13,10 @@ Two paths give the same greedy answers:
   then continues greedily on the cache — one extra one-token pass confirms a single-token answer
   (e.g. a rating) by its end-of-turn token, longer answers continue like ``generate``.
 
-Candidate probabilities are the softmax probability of each candidate's first token at the answer
-position, renormalised over the candidates; ``candidate_mass`` is their total before renormalising.
-Candidates whose first tokens coincide cannot be told apart from one position: their probabilities
-are then None (``info["ambiguous_candidates"]``).
+Candidate probabilities follow the rule shared by every backend (``answer_probs``): at the answer
+position (the first generated token that starts a candidate, after any reasoning trace; the first
+token if none does) the probabilities of all vocabulary tokens voting for exactly one candidate are
+summed per candidate and renormalised; ``candidate_mass`` is their total before renormalising.
 
 Reference for rating-by-probabilities: Liu et al. (2023), G-Eval, EMNLP (probability-weighted scores).
 """
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from emoalign.errors import EmoalignError
+from emoalign.raters.vlm.answer_probs import answer_position, renormalise, vocab_votes
 from emoalign.raters.vlm.backend import Answer, Ask
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -99,6 +100,8 @@ class HFBackend:
         self._image_marker_ids = {i for i in (getattr(cfg, "eoi_token_index", None), getattr(cfg, "image_token_index", None),
                                               getattr(cfg, "image_token_id", None)) if i is not None}
         self._prefixes: dict[str, _Prefix] = {}
+        self._votes: dict[tuple, tuple] = {}
+        self._vocab_texts: list[str] | None = None
         self._max_prefixes = max_prefix_images
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self.last_batch_size = 1
@@ -143,24 +146,40 @@ class HFBackend:
             out[k] = v
         return out
 
-    def _probs(self, logits, candidates: tuple[str, ...]):
+    def _vote_index(self, candidates: tuple[str, ...]):
+        """(token ids, candidate index per id) of the vocabulary tokens voting for exactly one candidate
+        (the shared rule of ``answer_probs``, identical to the mlx and openai backends)."""
+        import numpy as np
+
+        if candidates not in self._votes:
+            if self._vocab_texts is None:
+                n = len(self.tokenizer)
+                self._vocab_texts = self.tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+            votes = vocab_votes(self._vocab_texts, candidates)
+            ids = np.array([t for j in range(len(candidates)) for t in votes[j]], dtype=np.int64)
+            seg = np.array([j for j in range(len(candidates)) for _ in votes[j]], dtype=np.int64)
+            self._votes[candidates] = (ids, seg)
+        return self._votes[candidates]
+
+    def _step_masses(self, logits, candidates: tuple[str, ...]):
+        """Per-candidate summed probability (float64 softmax over the vocabulary) at one decoding step."""
+        import numpy as np
         import torch
 
-        if not candidates:
+        ids, seg = self._vote_index(candidates)
+        p = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+        n = min(len(p), len(self._vocab_texts))
+        keep = ids < n
+        return np.bincount(seg[keep], weights=p[ids[keep]], minlength=len(candidates))
+
+    def _candidate_probs(self, candidates, masses: list, new_ids: list[int]):
+        """(probs, mass, info) at the answer position: the first generated token starting a candidate."""
+        if not candidates or not masses:
             return None, None, {}
-        first = []
-        for c in candidates:
-            ids = self.tokenizer.encode(c, add_special_tokens=False)
-            if not ids:
-                return None, None, {"ambiguous_candidates": True}
-            first.append(ids[0])
-        if len(set(first)) != len(first):
-            return None, None, {"ambiguous_candidates": True}
-        p = torch.softmax(logits.double(), dim=-1)[first]
-        mass = float(p.sum())
-        if mass <= 0:
-            return None, 0.0, {}
-        return {c: float(x) / mass for c, x in zip(candidates, p.tolist())}, mass, {}
+        texts = [self.tokenizer.decode([t]) for t in new_ids]
+        pos = answer_position(texts, candidates)
+        probs, mass = renormalise(candidates, masses[pos if pos is not None else 0].tolist())
+        return probs, mass, {"answer_position": pos}
 
     def _decode(self, ids: list[int]) -> str:
         while ids and ids[-1] in self.eos_ids:
@@ -174,7 +193,8 @@ class HFBackend:
                                   temperature=None, top_p=None, top_k=None, output_logits=True,
                                   return_dict_in_generate=True, pad_token_id=self.pad_id)
         new = out.sequences[0, n_in:].tolist()
-        probs, mass, info = self._probs(out.logits[0][0], ask.candidates)
+        masses = [self._step_masses(lg[0], ask.candidates) for lg in out.logits] if ask.candidates else []
+        probs, mass, info = self._candidate_probs(ask.candidates, masses, new)
         info.update(path="reference", new_tokens=len(new), token_ids=new, batch_size=1)
         return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
 
@@ -243,9 +263,11 @@ class HFBackend:
         out = self.model(input_ids=ids[:, plen:], attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
                          past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
         logits = out.logits[0, -1]
-        probs, mass, info = self._probs(logits, ask.candidates)
         new: list[int] = []
+        masses = []
         for step in range(ask.max_new_tokens):
+            if ask.candidates:
+                masses.append(self._step_masses(logits, ask.candidates))
             tok = int(torch.argmax(logits))
             new.append(tok)
             if tok in self.eos_ids or step == ask.max_new_tokens - 1:
@@ -257,6 +279,7 @@ class HFBackend:
                              attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
                              past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
             logits = out.logits[0, -1]
+        probs, mass, info = self._candidate_probs(ask.candidates, masses, new)
         info.update(path="fast", new_tokens=len(new), token_ids=new, batch_size=self.last_batch_size,
                     single_token=len([t for t in new if t not in self.eos_ids]) == 1)
         return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
