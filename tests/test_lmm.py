@@ -166,3 +166,39 @@ def test_singular_fit_message_captured_not_printed(r, capfd):
     assert t.loc[t.term == "singular", "estimate"].item() == 1
     err = capfd.readouterr().err
     assert "singular" not in err
+
+
+def test_simulated_study_planted_effects_recovered(tmp_path, r):
+    """emoalign.simulate (profile "small") plants per-emotion biases and gender effects; the LMMs' CIs cover them."""
+    from emoalign.simulate import load_profile, simulate_study
+    from emoalign.spec.load import parse_spec
+
+    simulate_study(tmp_path, profile="small", seed=1, images=False)
+    prof = load_profile("small")["machines"]["raters"]
+    loaded = parse_spec("""
+study: {stimuli: stimuli.parquet, humans: humans.parquet, machines: [runs/*/ratings.parquet]}
+analyses:
+  - {id: e, kind: lmm, raters: [gemma3], dimension: [valence, arousal], formula: "rating ~ rater_type * emotion + (1|image_id)",
+     reference_levels: {emotion: angry, rater_type: human}}
+  - {id: g, kind: lmm, raters: [gemma3, llama32v], dimension: [valence, arousal],
+     formula: "rating ~ rater_type * (race + gender) + emotion + (1|image_id)",
+     reference_levels: {race: Caucasian, gender: male, rater_type: human}}
+""", path=tmp_path / "s.yaml")
+    study, _, _ = load_study(loaded)
+    emo, dem = (run_lmm(a, study, r).table for a in loaded.spec.analyses)
+    checked = 0
+    for dim in ("valence", "arousal"):
+        bias = prof["gemma3"][dim]["bias"]
+        f = emo[(emo.dimension == dim) & (emo.effect == "fixed")].set_index("term")
+        truth = {"rater_typemachine": bias["angry"],
+                 **{f"rater_typemachine:emotion{e}": bias[e] - bias["angry"] for e in bias if e != "angry"}}
+        for term, value in truth.items():
+            assert f.loc[term, "conf_low"] <= value <= f.loc[term, "conf_high"], (dim, term)
+            checked += 1
+    for rater in ("gemma3", "llama32v"):
+        for dim in ("valence", "arousal"):
+            planted = (prof[rater][dim].get("effects") or {}).get("gender", {}).get("female", 0.0)
+            row = dem[(dem.rater == rater) & (dem.dimension == dim) & (dem.term == "rater_typemachine:genderfemale")]
+            assert row["conf_low"].item() <= planted <= row["conf_high"].item(), (rater, dim)
+            checked += 1
+    assert checked == 16
