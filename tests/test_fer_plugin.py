@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_plugin_errors():
     assert r.adapter.classes == EMONET_CLASSES
 
 
-def test_hsemotion_pickle_requires_trust_remote_code(items, tmp_path):
+def test_hsemotion_pickle_requires_trust_remote_code(items, tmp_path, monkeypatch):
     torch.manual_seed(0)
     path = tmp_path / "enet_b0_8_va_mtl.pt"
     net = TinyMTLNet(seed=5).eval()
@@ -121,3 +122,14 @@ def test_hsemotion_pickle_requires_trust_remote_code(items, tmp_path):
         torch.jit.trace(net, torch.zeros(1, 3, 224, 224)).save(str(ts))
     rows_ts = build_fer_rater("hsemotion:enet_b0_8_va_mtl", weights=str(ts)).rate(items[:2])
     np.testing.assert_allclose([r["valence"] for r in rows_ts], [r["valence"] for r in rows], atol=1e-5)
+    # the installed-package path: hsemotion's get_model_path fetches the file; the same opt-in applies
+    import types
+
+    fake = types.ModuleType("hsemotion.facial_emotions")
+    fake.get_model_path = lambda name: str(path)
+    monkeypatch.setitem(sys.modules, "hsemotion", types.ModuleType("hsemotion"))
+    monkeypatch.setitem(sys.modules, "hsemotion.facial_emotions", fake)
+    with pytest.raises(EmoalignError, match="opt-in"):
+        build_fer_rater("hsemotion:enet_b0_8_va_mtl")
+    rows_pkg = build_fer_rater("hsemotion:enet_b0_8_va_mtl", trust_remote_code=True).rate(items[:2])
+    np.testing.assert_allclose([r["p_emotion_happy"] for r in rows_pkg], [r["p_emotion_happy"] for r in rows], atol=1e-9)

@@ -11,12 +11,15 @@ Two sources:
     runs code from the file, so it needs ``trust_remote_code=True``; without it this is an error. A
     TorchScript export (``torch.jit.save``) or a ``torch.export`` archive (``.pt2``) loads without the opt-in.
 no ``weights``
-    the user's installed ``hsemotion`` package (``HSEmotionRecognizer``), which downloads the weights to
-    ``~/.hsemotion`` on first use and unpickles them — also needs ``trust_remote_code=True``.
+    the file the user's installed ``hsemotion`` package fetches (``get_model_path``: downloaded to
+    ``~/.hsemotion`` on first use), loaded as above — also needs ``trust_remote_code=True``. emoalign loads
+    it itself (``torch.load(weights_only=False)``, which torch >= 2.6 requires for whole pickled models).
 
 Classes: ``Anger, Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise`` (7-class models drop
 Contempt); model names containing ``_mtl`` put valence, arousal in the last two outputs (range [-1, 1]).
-Preprocessing as ``hsemotion.facial_emotions``: resize to 224 (B0) or 260 (B2), ImageNet mean/std.
+Preprocessing as ``hsemotion.facial_emotions`` (torchvision ``Resize((s, s))`` on PIL images = PIL
+bilinear, ``ToTensor``, ImageNet ``Normalize``): s = 224 (B0) or 260 (B2). The model is applied whole
+(backbone + classifier), which equals the package's features @ classifier weights + bias.
 """
 
 from __future__ import annotations
@@ -39,6 +42,21 @@ def model_facts(model_name: str) -> tuple[tuple[str, ...], bool, int]:
     """(classes, multi-task VA?, input size) from an HSEmotion model name, as the hsemotion package does."""
     classes = CLASSES_7 if "_7" in model_name else CLASSES_8
     return classes, "_mtl" in model_name, 224 if "_b0_" in model_name else 260
+
+
+def _package_weights(model_name: str) -> str:
+    """Path of ``<model_name>.pt`` from the user's hsemotion package (it downloads to ~/.hsemotion once)."""
+    try:
+        from hsemotion.facial_emotions import get_model_path
+    except ImportError as exc:
+        raise EmoalignError("fer:hsemotion without weights= needs the hsemotion package",
+                            hint="pip install hsemotion (downloads the weights on first use), or pass "
+                                 "weights=PATH to a local <model>.pt file") from exc
+    try:
+        return get_model_path(model_name)
+    except Exception as exc:
+        raise EmoalignError(f"hsemotion could not fetch {model_name}: {type(exc).__name__}: {exc}",
+                            hint="download <model>.pt from the HSEmotion repository and pass weights=PATH") from exc
 
 
 def _load_file(path: Path, trust_remote_code: bool, device: str):
@@ -78,44 +96,27 @@ class HSEmotionAdapter(FERAdapter):
         self.has_va = mtl
         self.image_size = int(image_size or size)
         self.default_name = model_name
-        self._recognizer = None
-        if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise EmoalignError(f"HSEmotion weights file {path} not found", hint="check the weights path")
-            self.model, self.format = _load_file(path, trust_remote_code, device)
-            if hasattr(self.model, "eval"):
-                self.model.eval()
-            self.model_id = f"hsemotion/{model_name}"
-            self.revision = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        else:
+        if weights is None:
             if not trust_remote_code:
-                raise EmoalignError(f"fer:hsemotion:{model_name} loads a pickled model through the hsemotion package",
+                raise EmoalignError(f"fer:hsemotion:{model_name} would unpickle the model the hsemotion package "
+                                    "downloads; that is refused without an explicit opt-in",
                                     hint=TRUST_HINT)
-            try:
-                from hsemotion.facial_emotions import HSEmotionRecognizer
-            except ImportError as exc:
-                raise EmoalignError("fer:hsemotion without weights= needs the hsemotion package",
-                                    hint="pip install hsemotion (downloads weights on first use), or pass "
-                                         "weights=PATH to a local <model>.pt file") from exc
-            self._recognizer = HSEmotionRecognizer(model_name=model_name, device=device)
-            self.model = None
-            self.format = "hsemotion-package"
-            self.model_id = f"hsemotion/{model_name}"
-            self.revision = None
+            weights = _package_weights(model_name)
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise EmoalignError(f"HSEmotion weights file {path} not found", hint="check the weights path")
+        self.model, self.format = _load_file(path, trust_remote_code, device)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        self.weights_path = str(path)
+        self.model_id = f"hsemotion/{model_name}"
+        self.revision = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
     def preprocess(self, images):
-        if self._recognizer is not None:
-            import numpy as np
-
-            return [np.asarray(im.convert("RGB")) for im in images]
         return to_tensor(images, self.image_size, IMAGENET_MEAN, IMAGENET_STD).to(self.device)
 
     def forward(self, batch):
         va = {"valence_index": len(self.classes), "arousal_index": len(self.classes) + 1} if self.has_va else {}
-        if self._recognizer is not None:
-            _, scores = self._recognizer.predict_multi_emotions(batch, logits=True)
-            return parse_model_output(scores, len(self.classes), **va)
         return parse_model_output(self.model(batch), len(self.classes), **va)
 
     def provenance(self):
