@@ -1,0 +1,200 @@
+"""The ``mlx`` backend (mlx-vlm on CPU) on tiny random-weight Gemma3 and Mllama checkpoints:
+greedy answers, candidate probabilities, agreement with transformers, prefix reuse, cache isolation."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlx_vlm")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tiny_vlm import LABELS, tiny_face_images  # noqa: E402  (tests/fixtures is on sys.path via conftest)
+from tiny_vlm_mlx import to_mlx  # noqa: E402
+
+from emoalign.errors import EmoalignError  # noqa: E402
+from emoalign.raters.vlm.answer_probs import vocab_votes  # noqa: E402
+from emoalign.raters.vlm.backend import Ask  # noqa: E402
+from emoalign.raters.vlm.mlx_backend import MLXBackend  # noqa: E402
+
+DIGITS = tuple(str(i) for i in range(1, 10))
+Q_LABEL = ("What is the facial expression in this image? Choose one from: happy, sad, angry, fear, disgust, "
+           "neutral. Answer with a single word only.")
+Q_VALENCE = ("You identified this face as {e}. How pleasant is this facial expression? Rate from 1 to 9 where 1 is "
+             "very unpleasant and 9 is very pleasant. Answer with a single number only.")
+Q_AROUSAL = ("You identified this face as {e} with pleasantness {v} out of 9. How intense or activated is the "
+             "emotion in this face? Rate from 1 to 9. Answer with a single number only.")
+
+
+@pytest.fixture(scope="module")
+def mlx_dirs(tiny_gemma3_dir, tiny_mllama_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlx_models")
+    return {"gemma3": (tiny_gemma3_dir, to_mlx(tiny_gemma3_dir, root / "gemma3")),
+            "mllama": (tiny_mllama_dir, to_mlx(tiny_mllama_dir, root / "mllama"))}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return tiny_face_images(4, seed=3)
+
+
+def _three_steps(backend, key, image):
+    """The paper's context-carry flow: label, then valence with the label, then arousal with both."""
+    a1 = backend.ask([Ask(key, image, Q_LABEL, LABELS, 6)])[0]
+    e = (a1.text.strip().split() or ["neutral"])[0]
+    a2 = backend.ask([Ask(key, image, Q_VALENCE.format(e=e), DIGITS, 4)])[0]
+    v = (a2.text.strip()[:1] or "5")
+    a3 = backend.ask([Ask(key, image, Q_AROUSAL.format(e=e, v=v), DIGITS, 4)])[0]
+    return [a1, a2, a3]
+
+
+def _softmax(x):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+def test_greedy_answer_and_candidate_probabilities(arch, mlx_dirs, images):
+    be = MLXBackend(str(mlx_dirs[arch][1]), prefix_cache=False)
+    img = images[0]
+    ans = be.ask([Ask("img0", img, Q_LABEL, LABELS, 5)])[0]
+    # greedy: the first token is the argmax of an independent full-prompt forward pass
+    logits = be.last_token_logits(img, Q_LABEL)
+    assert ans.info["tokens"][0] == int(np.argmax(logits))
+    assert len(ans.info["tokens"]) <= 5
+    # probabilities over the candidates sum to 1, and equal the softmax mass of each candidate's tokens
+    assert set(ans.probs) == set(LABELS)
+    assert sum(ans.probs.values()) == pytest.approx(1.0, abs=1e-9)
+    assert 0 < ans.candidate_mass <= 1 + 1e-9
+    pos = ans.info["answer_position"]
+    if pos in (0, None):
+        p = _softmax(logits)
+        texts = be.tokenizer.batch_decode([[i] for i in range(len(be.tokenizer))])
+        votes = vocab_votes(texts, LABELS)
+        raw = np.array([p[votes[j]].sum() for j in range(len(LABELS))])
+        assert ans.candidate_mass == pytest.approx(raw.sum(), rel=1e-4)
+        np.testing.assert_allclose([ans.probs[c] for c in LABELS], raw / raw.sum(), atol=1e-5)
+    # a rating step: nine digits
+    r = be.ask([Ask("img0", img, Q_VALENCE.format(e="happy"), DIGITS, 3)])[0]
+    assert set(r.probs) == set(DIGITS) and sum(r.probs.values()) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+def test_logits_agree_with_transformers(arch, mlx_dirs, images):
+    """Same checkpoint, same token ids and pixels: mlx-vlm and transformers next-token logits agree."""
+    import torch
+    import transformers
+
+    hf_dir, mlx_dir = mlx_dirs[arch]
+    be = MLXBackend(str(mlx_dir), prefix_cache=False)
+    proc_cls, model_cls = {"gemma3": (transformers.Gemma3Processor, transformers.Gemma3ForConditionalGeneration),
+                           "mllama": (transformers.MllamaProcessor, transformers.MllamaForConditionalGeneration)}[arch]
+    proc = proc_cls.from_pretrained(hf_dir)
+    model = model_cls.from_pretrained(hf_dir).eval()
+    for img in images[:2]:
+        text = be.format_prompt(Q_LABEL)
+        pt = proc(text=[text], images=[img], return_tensors="pt", add_special_tokens=False)
+        ours = be.prepare(img, Q_LABEL)
+        # the backend's own preprocessing equals transformers' (prompt tokens and pixels)
+        assert np.array_equal(pt["input_ids"].numpy(), np.array(ours["input_ids"]))
+        np.testing.assert_allclose(pt["pixel_values"].numpy(), np.array(ours["pixel_values"]), atol=1e-6)
+        # Gemma3: no token_type_ids (mlx-vlm has no bidirectional image attention); no padding mask
+        kw = {k: v for k, v in pt.items() if k not in ("attention_mask", "token_type_ids")}
+        with torch.no_grad():
+            ref = model(**kw).logits[0, -1].double().numpy()
+        got = be.last_token_logits(img, Q_LABEL).astype(np.float64)
+        assert np.abs(ref).max() > 1.0                          # not a degenerate all-zero model
+        np.testing.assert_allclose(got, ref, atol=1e-4)
+        assert int(np.argmax(got)) == int(np.argmax(ref))
+        # and generation (prefill through mlx-vlm's generate_step) starts with that argmax
+        gen = be.ask([Ask("x", img, Q_LABEL, (), 1)])[0]
+        assert gen.info["tokens"][0] == int(np.argmax(ref))
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+def test_prefix_reuse_equals_no_reuse(arch, mlx_dirs, images):
+    fast = MLXBackend(str(mlx_dirs[arch][1]), prefix_cache=True)
+    ref = MLXBackend(str(mlx_dirs[arch][1]), prefix_cache=False)
+    reused = 0
+    for k, img in enumerate(images[:3]):
+        a = _three_steps(fast, f"img{k}", img)
+        b = _three_steps(ref, f"img{k}", img)
+        fast.release(f"img{k}")
+        for x, y in zip(a, b):
+            assert x.text == y.text and x.info["tokens"] == y.info["tokens"]
+            assert x.probs.keys() == y.probs.keys()
+            np.testing.assert_allclose([x.probs[c] for c in x.probs], [y.probs[c] for c in y.probs], atol=1e-5)
+            assert y.info["cached_tokens"] == 0
+        assert a[0].info["cached_tokens"] == 0              # first step of an image: nothing to reuse
+        reused += sum(x.info["cached_tokens"] > 0 for x in a[1:])
+    assert reused == 6                                      # steps 2 and 3 of every image reused the prefix
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+def test_images_never_share_a_cache(arch, mlx_dirs, images):
+    """Image placeholder tokens are identical for every image: a shared prompt cache would answer about
+    the previous image. Keys and pixel hashes keep them apart."""
+    from mlx_vlm import PromptCacheState, stream_generate
+
+    a_img, b_img = images[0], images[1]
+    fresh = MLXBackend(str(mlx_dirs[arch][1]), prefix_cache=False)
+    ref_b = fresh.ask([Ask("b", b_img, Q_LABEL, LABELS, 3)])[0]
+    ref_a = fresh.ask([Ask("a", a_img, Q_LABEL, LABELS, 3)])[0]
+    # the images matter (otherwise this test would prove nothing)
+    assert max(abs(ref_a.probs[c] - ref_b.probs[c]) for c in LABELS) > 1e-3
+
+    be = MLXBackend(str(mlx_dirs[arch][1]), prefix_cache=True)
+    be.ask([Ask("a", a_img, Q_LABEL, LABELS, 3)])
+    got_b = be.ask([Ask("b", b_img, Q_LABEL, LABELS, 3)])[0]              # another key
+    assert got_b.info["cached_tokens"] == 0
+    np.testing.assert_allclose([got_b.probs[c] for c in LABELS], [ref_b.probs[c] for c in LABELS], atol=1e-5)
+    same_key = be.ask([Ask("a", b_img, Q_LABEL, LABELS, 3)])[0]           # same key, other pixels
+    assert same_key.info["cached_tokens"] == 0
+    np.testing.assert_allclose([same_key.probs[c] for c in LABELS], [ref_b.probs[c] for c in LABELS], atol=1e-5)
+
+    if arch == "gemma3":
+        # the hazard being guarded against: one PromptCacheState across images reuses image A for B
+        shared = PromptCacheState()
+        lps = []
+        for img, q in ((a_img, Q_LABEL), (b_img, Q_LABEL + " Be quick.")):   # same image tokens, new text
+            be.tokenizer.stopping_criteria.reset(be.model.config.eos_token_id)
+            r = list(stream_generate(be.model, be.processor, "", max_tokens=1, temperature=0.0,
+                                     prompt_cache_state=shared, **be.prepare(img, q)))[0]
+            lps.append((np.array(r.logprobs), r.cached_tokens))
+        fresh_b = fresh.last_token_logits(b_img, Q_LABEL + " Be quick.")
+        fresh_b = fresh_b - np.log(np.exp(fresh_b - fresh_b.max()).sum()) - fresh_b.max()
+        assert lps[1][1] > 0                                                # it did reuse...
+        assert np.abs(lps[1][0] - fresh_b).max() > 1e-3                     # ...and got B wrong
+
+
+def test_release_and_lru_bound(mlx_dirs, images):
+    be = MLXBackend(str(mlx_dirs["gemma3"][1]), prefix_cache=True, max_cached_images=2)
+    for k, img in enumerate(images[:3]):
+        be.ask([Ask(f"k{k}", img, Q_LABEL, (), 1)])
+    assert list(be._states) == ["k1", "k2"]
+    be.release("k2")
+    assert list(be._states) == ["k1"]
+    be.release("never-seen")                               # no error
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+def test_provenance(arch, mlx_dirs):
+    be = MLXBackend(str(mlx_dirs[arch][1]))
+    prov = be.provenance()
+    assert prov["backend"] == "mlx" and prov["model_id"] == str(mlx_dirs[arch][1])
+    assert prov["dtype"] == "float32" and prov["quantization"] is None
+    assert prov["model_revision"].startswith("local-")
+    assert prov["model_type"] == arch
+    assert prov["versions"]["mlx-vlm"] and prov["versions"]["mlx"]
+    assert MLXBackend(str(mlx_dirs[arch][1])).provenance()["model_revision"] == prov["model_revision"]
+
+
+def test_user_errors(tmp_path):
+    with pytest.raises(EmoalignError, match="unknown option"):
+        MLXBackend(str(tmp_path), temprature=0)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(EmoalignError, match="cannot load model"):
+        MLXBackend(str(tmp_path))
