@@ -202,3 +202,19 @@ analyses:
             assert row["conf_low"].item() <= planted <= row["conf_high"].item(), (rater, dim)
             checked += 1
     assert checked == 16
+
+
+def test_pooled_model_and_by_groups(tmp_path, r):
+    info = write_study(tmp_path, seed=3)
+    study, _, _ = load_study(load_spec(info["spec"]))
+    pooled = run_lmm(LmmOptions(id="p", kind="lmm", raters="machines", dimension="valence", per_rater=False,
+                                formula="rating ~ rater + (1|image_id)", reference_levels={"rater": "human"}),
+                     study, r).table
+    assert set(pooled["rater"]) == {"fer_a,gemma3"}
+    assert pooled.loc[pooled.term == "nobs", "estimate"].item() == 3 * info["n_images"]
+    assert {"raterfer_a", "ratergemma3"} <= set(pooled["term"])
+    by = run_lmm(LmmOptions(id="b", kind="lmm", raters=["gemma3"], dimension="valence", by=["race"],
+                            formula="rating ~ rater_type + (1|image_id)"), study, r).table
+    assert list(by.columns[:4]) == ["rater", "dimension", "race", "effect"]
+    nobs = by[by.term == "nobs"].set_index("race")["estimate"]
+    assert dict(nobs) == {"Black": 96, "Caucasian": 96, "Korean": 96}

@@ -3,7 +3,8 @@
 Default (``per_rater: true``): one model per machine rater against the human aggregate, on the
 comparison frame restricted to rater ``human`` + that rater (the paper's
 ``rating ~ rater_type * emotion + (1|image_id)``). ``per_rater: false`` fits one model to all
-selected raters together (rater column ``rater`` = the rater names joined by commas).
+selected raters together (rater column ``rater`` = the rater names joined by commas). ``by`` fits
+the model separately within each level of the named design columns.
 Fixed-effect tests use Satterthwaite df by default (``df_method``); the CIs are Wald intervals
 ``estimate +- t(1 - alpha/2, df) * SE`` (normal quantile for ``asymptotic``). Random-effect rows
 give variances (``var__<term>``) and covariances; fit rows give AIC, BIC, logLik, deviance, nobs,
@@ -91,12 +92,22 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
             frame = study.comparison_frame(dim, [x for x in raters if x != HUMAN] or None, aggregate=opts.aggregate,
                                            subset=opts.subset, include_human=opts.include_human) \
                 if raters != [HUMAN] else study.comparison_frame(dim, [], aggregate=opts.aggregate, subset=opts.subset)
-            t, w = fit(opts, frame, r)
-            t.insert(0, "dimension", dim)
-            t.insert(0, "rater", label)
-            tables.append(t)
-            warnings += [f"{label} / {dim}: {x}" for x in w]
+            missing = [c for c in opts.by if c not in frame.columns]
+            if missing:
+                raise EmoalignError(f"by names column(s) {', '.join(missing)}, which the comparison frame lacks",
+                                    hint=f"columns: {', '.join(map(str, frame.columns))}")
+            groups = frame.groupby(opts.by, observed=True, sort=True) if opts.by else [((), frame)]
+            for key, g in groups:
+                key = dict(zip(opts.by, (str(k) for k in (key if isinstance(key, tuple) else (key,)))))
+                t, w = fit(opts, g, r)
+                for k, v in reversed(list(key.items())):
+                    t.insert(0, k, v)
+                t.insert(0, "dimension", dim)
+                t.insert(0, "rater", label)
+                tables.append(t)
+                where = " ".join([label, dim, *key.values()])
+                warnings += [f"{where}: {x}" for x in w]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
-    return KindResult(tidy(table, ["rater", "dimension", "effect", "group"]), warnings=warnings,
+    return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group"]), warnings=warnings,
                       info={"formula": opts.formula, "df_method": opts.df_method})
