@@ -1,0 +1,198 @@
+"""``emoalign infer``: run a VLM (hf / mlx / openai backend) or a FER model over a stimulus table into a
+resumable run folder ``OUT/<run_id>/`` (parts written as batches finish; ``ratings.parquet`` at the end)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from emoalign.errors import EmoalignError
+
+VLM_KINDS = ("hf", "mlx", "openai")
+
+
+def _split_rater(spec: str) -> tuple[str, str]:
+    kind, sep, model = spec.partition(":")
+    if not sep or not model or kind not in VLM_KINDS + ("fer",):
+        raise EmoalignError(f"--rater {spec!r} is not KIND:MODEL",
+                            hint="use hf:<model id or dir>, mlx:<model>, openai:<served model> or fer:<name>, "
+                                 "e.g. mlx:mlx-community/gemma-3-4b-it-qat-4bit")
+    return kind, model
+
+
+def _default_name(kind: str, model: str) -> str:
+    base = Path(model.rstrip("/")).name if kind != "fer" else model.split(":")[-1].rstrip("/").split("/")[-1]
+    return base or model
+
+
+def _parse_scale(values: tuple[str, ...]) -> dict:
+    out = {}
+    for v in values:
+        dim, sep, rng = v.partition("=")
+        try:
+            lo, hi = (float(x) for x in rng.split(","))
+        except ValueError:
+            raise EmoalignError(f"--scale {v!r} is not DIM=MIN,MAX", hint="e.g. --scale valence=1,9") from None
+        if not sep or not dim:
+            raise EmoalignError(f"--scale {v!r} is not DIM=MIN,MAX", hint="e.g. --scale valence=1,9")
+        out[dim] = (lo, hi)
+    return out
+
+
+def _parse_options(values: tuple[str, ...]) -> dict:
+    import yaml
+
+    out = {}
+    for v in values:
+        key, sep, raw = v.partition("=")
+        if not sep or not key:
+            raise EmoalignError(f"--option {v!r} is not KEY=VALUE", hint="e.g. --option max_prefix_images=16")
+        out[key.replace("-", "_")] = yaml.safe_load(raw)
+    return out
+
+
+def _study_settings(spec: Path | None) -> tuple[list[str] | None, dict]:
+    """Emotion labels and scales from a spec's ``study`` block (plain YAML read; no other spec checks)."""
+    if spec is None:
+        return None, {}
+    import yaml
+
+    try:
+        study = (yaml.safe_load(spec.read_text()) or {}).get("study", {}) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise EmoalignError(f"cannot read spec {spec}: {exc}") from exc
+    scales = {k: tuple(v) for k, v in (study.get("scales") or {}).items() if k in ("valence", "arousal")}
+    return study.get("emotions"), scales
+
+
+def _load_items(stimuli: Path, limit: int | None):
+    from emoalign.data.io import read_table
+    from emoalign.raters.runs import items_from_stimuli
+
+    df = read_table(stimuli)
+    missing = [c for c in ("image_id", "path") if c not in df.columns]
+    if missing:
+        raise EmoalignError(f"stimuli table {stimuli} lacks column(s) {', '.join(missing)}",
+                            hint="build it with `emoalign stimuli scan`")
+    if limit is not None:
+        df = df.head(limit)
+    return items_from_stimuli(df, stimuli.parent)
+
+
+def _summary_lines(ratings: Path) -> list[str]:
+    manifest = json.loads((ratings.parent / "manifest.json").read_text())
+    s = manifest.get("summary", {})
+    lines = [f"{manifest['rater']}: {s.get('images', 0)} images, {s.get('errors', 0)} errors -> {ratings}"]
+    for step in ("emotion", "valence", "arousal"):
+        counts = s.get(f"{step}_status")
+        if counts:
+            lines.append(f"  {step:<8} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if s.get("invalid_labels"):
+        lines.append("  invalid labels: " + ", ".join(f"{k!r} x{v}" for k, v in s["invalid_labels"].items()))
+    ips = manifest.get("images_per_second")
+    lines.append(f"  {manifest.get('seconds', 0):.1f} s" + (f", {ips:.2f} images/s" if ips else " (nothing left to rate)"))
+    return lines
+
+
+@click.command(help="Run a VLM or FER model over the stimuli into a resumable run folder.")
+@click.option("--rater", "rater_spec", required=True, metavar="KIND:MODEL",
+              help="hf:<hub id or dir> (transformers), mlx:<hub id or dir> (mlx-vlm), openai:<served model> "
+                   "(OpenAI-compatible server), or fer:<name> (e.g. fer:minixception).")
+@click.option("--stimuli", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="stimuli.parquet (image_id, path, ...); relative paths resolve against its folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Runs folder; the run goes to OUT/<run-id>/.")
+@click.option("--name", help="Rater name in the output (the `rater` column). Default: the model's last path part.")
+@click.option("--run-id", help="Run folder name under --out. Default: the rater name made file-safe.")
+@click.option("--strategy", type=click.Choice(["context_carry", "independent", "integrated"]), default="context_carry",
+              show_default=True, help="Prompting strategy (context_carry = the paper's three steps).")
+@click.option("--label-order", type=click.Choice(["fixed", "reversed", "shuffle"]), default="fixed", show_default=True,
+              help="Order of the labels in the emotion prompt (shuffle: seeded per image).")
+@click.option("--orders", help="Comma-separated label orders to evaluate, one rater each named NAME@ORDER "
+                               "(fixed keeps NAME), e.g. fixed,reversed,shuffle (label-order robustness probe).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image label shuffle.")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Analysis spec whose study block gives the emotion labels and scales.")
+@click.option("--labels", help="Comma-separated emotion labels in their fixed order (default: the spec's, else the paper's six).")
+@click.option("--scale", "scales", multiple=True, metavar="DIM=MIN,MAX", help="Rating scale, e.g. --scale valence=1,9 (default: the spec's, else 1-9).")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="Images per batch (one part file each).")
+@click.option("--fast/--reference", default=True, show_default=True,
+              help="hf: reuse the image prefix KV cache and batch prefixes (fast) or one generate per step (reference).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="hf: weights dtype.")
+@click.option("--device", default="auto", show_default=True, help="hf/fer: cpu, cuda, cuda:N or auto.")
+@click.option("--max-new-tokens", type=int, default=32, show_default=True, help="Greedy decoding limit per step.")
+@click.option("--base-url", help="openai: server address, e.g. http://localhost:8000/v1.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="openai: environment variable holding the API key (never written anywhere).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Extra backend/FER option (YAML value), repeatable.")
+@click.option("--limit", type=int, help="Rate only the first N stimuli.")
+@click.option("--force", is_flag=True, help="Start the run folder afresh (needed when the configuration changed).")
+@click.option("--retry-errors", is_flag=True, help="Re-rate images whose rows hold an error.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders, seed, spec, labels, scales, batch_size,
+          fast, dtype, device, max_new_tokens, base_url, api_key_env, options, limit, force, retry_errors, no_progress):
+    """Rate every stimulus with one model; re-running the same command resumes an interrupted run.
+
+    \b
+    Examples (the paper's two models, MLX on Apple silicon):
+      emoalign infer --rater mlx:mlx-community/gemma-3-4b-it-qat-4bit --name gemma3 --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater mlx:mlx-community/Llama-3.2-11B-Vision-Instruct-4bit --name llama32v --stimuli stimuli.parquet --out runs/
+    \b
+    transformers on a GPU, an OpenAI-compatible server, a FER model, the label-order probe:
+      emoalign infer --rater hf:google/gemma-3-4b-it --dtype bfloat16 --batch-size 8 --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater openai:gemma-3 --base-url http://gpu:8000/v1 --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
+    """
+    from emoalign.raters.runs import run_rater, slug
+
+    kind, model = _split_rater(rater_spec)
+    if batch_size < 1:
+        raise EmoalignError("--batch-size must be at least 1")
+    spec_labels, spec_scales = _study_settings(spec)
+    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else (spec_labels or None)
+    scale_map = {**spec_scales, **_parse_scale(scales)}
+    extra = _parse_options(options)
+    name = name or _default_name(kind, model)
+    items = _load_items(stimuli, limit)
+    if not items:
+        raise EmoalignError(f"stimuli table {stimuli} has no rows")
+
+    raters = []
+    if kind == "fer":
+        from emoalign.raters.fer import build_fer_rater
+
+        fer_scales = {k: list(v) for k, v in scale_map.items()} or None
+        raters.append(build_fer_rater(model, emotions=label_list, scales=fer_scales, device=device,
+                                      batch_size=batch_size, rater_name=name, **extra))
+    else:
+        from emoalign.raters.vlm.backends import load_backend
+        from emoalign.raters.vlm.prompts import LABEL_ORDERS, PAPER_SCALES, PromptSet
+        from emoalign.raters.vlm.rater import VLMRater
+
+        order_list = [o.strip() for o in orders.split(",") if o.strip()] if orders else [label_order]
+        bad = [o for o in order_list if o not in LABEL_ORDERS]
+        if bad:
+            raise EmoalignError(f"--orders has unknown order(s) {', '.join(bad)}", hint=f"choose from {', '.join(LABEL_ORDERS)}")
+        opts = dict(extra)
+        if kind == "hf":
+            opts.update(dtype=dtype, device=device, fast=fast)
+        elif kind == "openai":
+            opts.update(base_url=base_url, api_key_env=api_key_env)
+        backend = load_backend(kind, model, **opts)
+        prompts = PromptSet(strategy=strategy, labels=tuple(label_list) if label_list else PromptSet().labels,
+                            scales={**PAPER_SCALES, **scale_map})
+        for order in order_list:
+            rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
+            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed, batch_size=batch_size,
+                                   max_new_tokens=max_new_tokens))
+
+    for rater in raters:
+        rid = slug((run_id or name) + rater.name[len(name):]) if rater.name.startswith(name) else slug(rater.name)
+        t0 = time.perf_counter()
+        path = run_rater(rater, items, out, run_id=rid, batch_size=batch_size, force=force, retry_errors=retry_errors,
+                         progress=not no_progress)
+        for line in _summary_lines(path):
+            click.echo(line)
+        click.echo(f"  wall time {time.perf_counter() - t0:.1f} s")

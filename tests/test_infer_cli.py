@@ -1,0 +1,111 @@
+"""`emoalign infer` end to end on a tiny random Gemma3: contract columns, error rows, label-order probe,
+config-change protection, and resume after kill -9 (exactly one row per image)."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from emoalign.cli.infer import infer
+from emoalign.data.schemas import MACHINES
+
+
+def _stimuli(folder, images, corrupt=True):
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, im in enumerate(images):
+        p = folder / "img" / f"{i}.png"
+        im.save(p)
+        rows.append(dict(image_id=f"im{i:02d}", path=f"img/{i}.png", emotion="happy",
+                         sha256=hashlib.sha256(p.read_bytes()).hexdigest()))
+    if corrupt:
+        (folder / "img" / "bad.png").write_bytes(b"not a png")
+        rows.append(dict(image_id="bad", path="img/bad.png", emotion="sad", sha256="0" * 64))
+    path = folder / "stimuli.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def _run(args):
+    res = CliRunner().invoke(infer, args, catch_exceptions=False)
+    return res
+
+
+def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, tiny_images):
+    stim = _stimuli(tmp_path, tiny_images[:3])
+    res = _run(["--rater", f"hf:{tiny_gemma3_dir}", "--name", "tiny", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
+                "--batch-size", "2", "--max-new-tokens", "6", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "runs" / "tiny" / "ratings.parquet")
+    assert sorted(df["image_id"]) == ["bad", "im00", "im01", "im02"]
+    for col in list(MACHINES.required) + ["emotion_raw", "valence_status", "arousal_expected", "p_emotion_fear",
+                                          "p_valence_9", "template_hash", "model_id", "dtype", "batch_size", "run_id"]:
+        assert col in df.columns
+    bad = df.set_index("image_id").loc["bad"]
+    assert "bad.png" in bad["error"] and pd.isna(bad["emotion_status"])
+    good = df[df["image_id"] != "bad"]
+    assert good["error"].isna().all() and (good["batch_size"] == 2).all() and (good["backend"] == "hf").all()
+    assert "images/s" in res.output and "emotion " in res.output and "1 errors" in res.output
+
+
+def test_orders_write_one_rater_per_order_and_config_change_needs_force(tmp_path, tiny_gemma3_dir, tiny_images):
+    stim = _stimuli(tmp_path, tiny_images[:2], corrupt=False)
+    base = ["--rater", f"hf:{tiny_gemma3_dir}", "--name", "g", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
+            "--max-new-tokens", "4", "--no-progress"]
+    res = _run(base + ["--orders", "fixed,reversed"])
+    assert res.exit_code == 0, res.output
+    fixed = pd.read_parquet(tmp_path / "runs" / "g" / "ratings.parquet")
+    rev = pd.read_parquet(tmp_path / "runs" / "g-reversed" / "ratings.parquet")
+    assert set(fixed["rater"]) == {"g"} and set(rev["rater"]) == {"g@reversed"}
+    assert set(rev["label_order"]) == {"reversed"}
+    assert rev["emotion_prompt"].str.contains("neutral, disgust, fear, angry, sad, happy").all()
+    from emoalign.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:  # same folder, different strategy -> refused
+        main(["infer"] + base + ["--strategy", "independent"])
+    assert exc.value.code == 2
+
+
+def test_resume_after_kill(tmp_path, tiny_gemma3_dir, tiny_images):
+    from tiny_vlm import tiny_face_images
+
+    stim = _stimuli(tmp_path, tiny_face_images(12, seed=3), corrupt=False)
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "emoalign", "infer", "--rater", f"hf:{tiny_gemma3_dir}", "--name", "k",
+           "--stimuli", str(stim), "--out", str(out), "--batch-size", "1", "--max-new-tokens", "4", "--no-progress"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    parts = out / "k" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (parts.exists() and any(parts.glob("part-*.parquet"))):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be killed: " + proc.stdout.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_parts = len(list(parts.glob("part-*.parquet")))
+    assert 1 <= n_parts < 12 and not (out / "k" / "ratings.parquet").exists()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    df = pd.read_parquet(out / "k" / "ratings.parquet")
+    assert len(df) == 12 and df["image_id"].is_unique and sorted(df["image_id"]) == [f"im{i:02d}" for i in range(12)]
+    import json
+
+    manifest = json.loads((out / "k" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"] is True
+
+
+def test_bad_rater_spec_is_a_user_error(tmp_path, tiny_images):
+    stim = _stimuli(tmp_path, tiny_images[:1], corrupt=False)
+    from emoalign.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["infer", "--rater", "gemma3", "--stimuli", str(stim), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2
