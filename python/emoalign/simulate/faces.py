@@ -7,7 +7,10 @@ gender labels of the design are metadata only: nothing drawn depends on them.
 Expressions follow the facial action units of the basic emotions (Ekman & Friesen 1978, FACS;
 e.g. sad = inner brow raiser AU1 + lip corner depressor AU15; angry = brow lowerer AU4 + lid
 tightener AU7; fear = AU1+2+4+5+20+26; disgust = nose wrinkler AU9 + upper lip raiser AU10;
-happy = cheek raiser AU6 + lip corner puller AU12), scaled by a per-image intensity.
+happy = cheek raiser AU6 + lip corner puller AU12), scaled by a per-image intensity. Glabellar
+furrows (AU4) and nasolabial folds were added because the built-in mini-Xception (FER2013) keys on
+them: at the default ``zoom`` 1.3 it labels these drawings 44% correctly (chance 17%; angry .73,
+neutral 1.0, happy .63, disgust mostly -> angry, fear -> surprise), measured on 180 faces.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from PIL import Image, ImageDraw
 
 #: expression parameters per emotion: brow (inner, outer) raise, eye openness, mouth curve/open/width, wrinkle
 EXPRESSIONS: dict[str, dict] = {
-    "neutral": dict(brow_in=0.0, brow_out=0.0, eye=1.0, curve=0.0, open=0.0, width=1.0, wrinkle=0.0, skew=0.0),
-    "happy": dict(brow_in=1.0, brow_out=1.5, eye=0.55, curve=7.0, open=3.0, width=1.2, wrinkle=0.0, skew=0.0),
-    "sad": dict(brow_in=5.0, brow_out=-2.0, eye=0.7, curve=-6.0, open=0.0, width=0.9, wrinkle=0.0, skew=0.0),
-    "angry": dict(brow_in=-5.0, brow_out=2.0, eye=0.65, curve=-2.0, open=3.5, width=0.95, wrinkle=0.0, skew=0.0),
-    "fear": dict(brow_in=6.0, brow_out=4.0, eye=1.6, curve=-1.5, open=8.0, width=0.8, wrinkle=0.0, skew=0.0),
-    "disgust": dict(brow_in=-3.0, brow_out=-0.5, eye=0.5, curve=-3.0, open=1.5, width=0.95, wrinkle=1.0, skew=4.0),
+    "neutral": dict(brow_in=0.0, brow_out=0.0, eye=1.0, curve=0.0, open=0.0, width=1.0, wrinkle=0.0, skew=0.0, furrow=0.0, fold=0.0),
+    "happy": dict(brow_in=1.0, brow_out=1.5, eye=0.55, curve=7.0, open=3.0, width=1.2, wrinkle=0.0, skew=0.0, furrow=0.0, fold=1.0),
+    "sad": dict(brow_in=5.0, brow_out=-2.0, eye=0.7, curve=-6.0, open=0.0, width=0.9, wrinkle=0.0, skew=0.0, furrow=0.0, fold=0.0),
+    "angry": dict(brow_in=-6.0, brow_out=2.0, eye=0.65, curve=-2.0, open=3.5, width=1.0, wrinkle=0.0, skew=0.0, furrow=1.0, fold=0.5),
+    "fear": dict(brow_in=6.0, brow_out=2.0, eye=1.5, curve=-2.5, open=4.0, width=1.2, wrinkle=0.0, skew=0.0, furrow=0.5, fold=0.0),
+    "disgust": dict(brow_in=-3.0, brow_out=-0.5, eye=0.5, curve=-3.0, open=1.5, width=0.95, wrinkle=1.0, skew=4.0, furrow=0.5, fold=1.0),
 }
 
 _NEUTRAL = EXPRESSIONS["neutral"]
@@ -43,16 +46,17 @@ def identity_params(rng: np.random.Generator) -> dict:
     )
 
 
-def draw_face(ident: dict, emotion: str, intensity: float = 1.0, size: int = 96) -> Image.Image:
-    """Draw one face (RGB, ``size`` x ``size``). ``intensity`` scales the expression (1 = prototypical)."""
+def draw_face(ident: dict, emotion: str, intensity: float = 1.0, size: int = 96, zoom: float = 1.0) -> Image.Image:
+    """Draw one face (RGB, ``size`` x ``size``). ``intensity`` scales the expression (1 = prototypical);
+    ``zoom`` > 1 crops tighter around the face (FER datasets crop faces tightly)."""
     ex = EXPRESSIONS.get(emotion, _NEUTRAL)
     k = float(intensity)
     e = {key: _NEUTRAL[key] + k * (ex[key] - _NEUTRAL[key]) for key in ex}
     S = size * _SS
-    s = S / 96.0  # geometry is specified on a 96 px canvas
+    s = S / 96.0 * zoom  # geometry is specified on a 96 px canvas
     img = Image.new("L", (S, S), ident["bg"])
     d = ImageDraw.Draw(img)
-    cx, cy = S / 2, S / 2 + 2 * s
+    cx, cy = S / 2, S / 2 + 2 * s + (zoom - 1) * 6 * s
     fw, fh = ident["face_w"] * s, ident["face_h"] * s
     line = max(1, int(round(1.6 * s)))
     # hair behind / on top of the head
@@ -86,6 +90,18 @@ def draw_face(ident: dict, emotion: str, intensity: float = 1.0, size: int = 96)
         for dy in (0.0, 2.5):
             d.line([(cx - 5 * s, ey + (3 + dy) * s), (cx - 1.5 * s, ey + (1.5 + dy) * s)], fill=ink, width=max(1, line // 2 + 1))
             d.line([(cx + 5 * s, ey + (3 + dy) * s), (cx + 1.5 * s, ey + (1.5 + dy) * s)], fill=ink, width=max(1, line // 2 + 1))
+    # glabellar furrows between the brows (AU4) and nasolabial folds (AU6/AU10)
+    thin = max(1, line // 2 + 1)
+    if e["furrow"] > 0.2:
+        top = ey - (ident["eye_r"] + ident["brow_gap"]) * s
+        for dx in (-1.6, 1.6):
+            d.line([(cx + dx * s, top - 3 * s * e["furrow"]), (cx + dx * 0.7 * s, top + 3 * s)], fill=ink, width=thin)
+    if e["fold"] > 0.2:
+        fy0, fy1 = ey + 6 * s, cy + ident["mouth_y"] * s + 2 * s
+        for side in (-1, 1):
+            x0 = cx + side * (ident["mouth_w"] * 0.55) * s
+            x1 = cx + side * (ident["mouth_w"] * e["width"] + 2 * e["fold"]) * s
+            d.line([(x0, fy0), (x1, fy1)], fill=70, width=thin)
     # mouth: corners lifted by `curve` (AU12 > 0, AU15 < 0), opened by `open`, `skew` lifts one side (AU10)
     my = cy + ident["mouth_y"] * s
     mw = ident["mouth_w"] * e["width"] * s
@@ -94,7 +110,7 @@ def draw_face(ident: dict, emotion: str, intensity: float = 1.0, size: int = 96)
     lower = [(cx + x * mw, ux_y + e["open"] * s * (1 - x ** 2)) for x, (_, ux_y) in zip(xs, upper)]
     if e["open"] > 0.8:
         d.polygon(upper + lower[::-1], fill=50, outline=ink)
-        if emotion == "happy":  # teeth
+        if emotion in ("happy", "angry"):  # teeth (bared for anger)
             d.polygon(upper + [(px, py + e["open"] * s * 0.35 * (1 - x ** 2)) for x, (px, py) in zip(xs, upper)][::-1], fill=235)
     d.line(upper, fill=ink, width=line, joint="curve")
     return img.resize((size, size), Image.LANCZOS).convert("RGB")
@@ -107,7 +123,7 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def render_images(stimuli, out_dir: Path, identity_seed: int, intensity: np.ndarray, size: int = 96,
-                  progress: bool = False, workers: int = 2) -> list[bytes]:
+                  progress: bool = False, workers: int = 2, zoom: float = 1.3) -> list[bytes]:
     """Draw and write ``out_dir/<image_id>.png`` for every stimulus row; return the PNG bytes (for hashing)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = stimuli["identity_key"].tolist()
@@ -116,7 +132,7 @@ def render_images(stimuli, out_dir: Path, identity_seed: int, intensity: np.ndar
 
     def one(rec) -> bytes:
         image_id, key, emotion, k = rec
-        data = png_bytes(draw_face(idents[key], emotion, k, size))
+        data = png_bytes(draw_face(idents[key], emotion, k, size, zoom))
         tmp = out_dir / f".{image_id}.png.tmp"
         tmp.write_bytes(data)
         tmp.replace(out_dir / f"{image_id}.png")

@@ -101,7 +101,8 @@ def simulate_study(out_dir, profile: str | Path | Mapping = "paper", *, seed: in
         ref = image_effects.get("arousal", image_effects.get(next(iter(image_effects)), np.zeros(len(stim))))
         sd = float(np.std(ref)) or 1.0
         intensity = np.clip(1.0 + 0.25 * ref / sd + rng_images.normal(0, 0.08, len(stim)), 0.55, 1.45)
-        blobs = render_images(stim, out / "images", seed, intensity, int(prof.get("image_size", 96)), progress=progress)
+        blobs = render_images(stim, out / "images", seed, intensity, int(prof.get("image_size", 96)), progress=progress,
+                              zoom=float(prof.get("image_zoom", 1.3)))
         stim["sha256"] = [hashlib.sha256(b).hexdigest() for b in blobs]
         stim["width"] = stim["height"] = int(prof.get("image_size", 96))
     else:
