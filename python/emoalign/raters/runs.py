@@ -204,13 +204,17 @@ def summarize(df: pd.DataFrame) -> dict:
 
 
 def run_rater(rater: Rater, items: Iterable[StimulusItem], out_dir: str | Path, *, run_id: str | None = None,
-              batch_size: int = 1, force: bool = False, retry_errors: bool = False, progress: bool = True) -> Path:
+              batch_size: int | None = None, force: bool = False, retry_errors: bool = False, progress: bool = True) -> Path:
     """Rate ``items`` with ``rater`` into ``out_dir/<run_id>/`` resumably; return the ratings.parquet path.
+
+    ``batch_size`` (images per ``rate`` call and per part file) defaults to the rater's own
+    ``batch_size`` attribute when it has one, else 1.
 
     Re-running with the same rater config resumes; a different config in an existing folder is an
     error unless ``force`` (which starts the folder afresh). ``retry_errors`` re-rates error rows.
     """
     items = list(items)
+    batch_size = int(batch_size or getattr(rater, "batch_size", None) or 1)
     config = rater.config()
     chash = config_hash(config)
     run_id = run_id or slug(rater.name)
