@@ -17,14 +17,8 @@ set_reference_levels <- function(df, reference_levels) {
   df
 }
 
-# Convergence and singularity notes of a merMod fit, as character.
-lmm_notes <- function(fit) {
-  notes <- character(0)
-  conv <- fit@optinfo$conv$lme4$messages
-  if (length(conv)) notes <- c(notes, paste("convergence:", conv))
-  if (lme4::isSingular(fit)) notes <- c(notes, "boundary (singular) fit: see help('isSingular')")
-  notes
-}
+# lme4 itself signals convergence problems (warnings) and singular fits (message "boundary (singular)
+# fit") during the fit; emoalign_call captures both, so the functions below do not repeat them.
 
 # Fit `formula` with lme4 and return tidy rows:
 #   effect = "fixed": term, estimate, std_error, statistic (t), df, p_value, conf_low, conf_high
@@ -74,8 +68,6 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
   out <- rbind(fixed, ran, fitrows)
   out$n <- stats::nobs(fit)
   rownames(out) <- NULL
-  notes <- lmm_notes(fit)
-  for (nt in notes) message(nt)
   out
 }
 
@@ -100,7 +92,6 @@ variance_components <- function(df, formula, reml = TRUE) {
                                  stringsAsFactors = FALSE))
   }
   out$n <- n
-  for (nt in lmm_notes(fit)) message(nt)
   rownames(out) <- NULL
   out
 }

@@ -25,7 +25,7 @@ _LOCK = threading.Lock()
 _BRIDGE: "RBridge | None" = None
 
 
-class RCallError(RuntimeError):
+class RCallError(EmoalignError):
     """An R function called through the bridge stopped with an error (message is R's)."""
 
 
@@ -172,7 +172,8 @@ class RBridge:
             messages = [str(x) for x in out["messages"]]
             err = out["error"][0]
             if err is not ro.NA_Character:
-                raise RCallError(f"R error in {fun}(): {err}")
+                raise RCallError(f"R error in {fun}(): {err}",
+                                 hint="check the formula, reference levels and the data the analysis selects")
             return RCall(self.to_py(out["result"]), warnings, messages)
 
     def eval(self, code: str) -> Any:

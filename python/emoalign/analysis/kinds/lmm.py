@@ -65,12 +65,14 @@ def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
 def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[str]]:
     """Fit one model in R; returns the tidy table and the captured warnings/messages."""
     cols = _columns(opts, frame)
+    if "rater_id" in frame.columns:  # aggregate: trials -- a machine rater is one more rater (its own rater_id)
+        frame = frame.assign(rater_id=frame["rater_id"].where(frame["rater_id"].notna(), frame["rater"]))
     data = frame[cols].dropna()
     if data.empty:
         raise EmoalignError("no complete rows for the model", hint="check the subset and that the raters rated this dimension")
     res = r.call("fit_lmm", data, formula=opts.formula, reference_levels=opts.reference_levels or None,
                  df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml)
-    return res.value, [*res.warnings, *res.messages]
+    return res.value, list(dict.fromkeys([*res.warnings, *res.messages]))
 
 
 @register("lmm", LmmOptions, needs_r=True)

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
-from emoalign.analysis.study import HUMAN, Study
+from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 
 DEFAULT_FORMULA = "rating ~ 1 + (1|rater_id) + (1|image_id)"
