@@ -131,3 +131,13 @@ def test_va_plugin_run_writes_contract_rows(study):
                                atol=1e-9)
     cfg = json.loads((path.parent / "manifest.json").read_text())["config"]
     assert cfg["unmapped"] == "abstain" and cfg["va"]["predicts_va"] and cfg["model_id"] == "example/tiny-va-seed0"
+
+
+def test_device_auto_resolves():
+    import torch
+
+    from emoalign.raters.fer import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else resolve_device(None))
+    assert resolve_device("cpu") == "cpu"
+    assert build_fer_rater("minixception", device="auto").config()["device"] == resolve_device("auto")

@@ -70,13 +70,26 @@ def parse_fer_name(name: str) -> tuple[str, str | None]:
                              + " (hf/hsemotion/plugin take :<model>)")
 
 
+def resolve_device(device: str | None) -> str:
+    """``auto``/None -> ``cuda`` if available, else ``mps``, else ``cpu``; anything else unchanged."""
+    if device not in (None, "", "auto"):
+        return str(device)
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dict | None = None, device: str = "cpu",
                     batch_size: int = 32, trust_remote_code: bool = False, face_crop=False, **options):
     """A ready FER rater. The label map is checked against ``emotions`` here, before any image is rated.
 
     ``name``: see the module docstring. ``emotions``: study emotion set (default: the paper's six).
-    ``scales``: ``{"valence": [lo, hi], "arousal": [lo, hi]}`` (default 1-9). ``rater_name`` overrides the
-    rater's name in the output (default: the model name, e.g. ``minixception``).
+    ``scales``: ``{"valence": [lo, hi], "arousal": [lo, hi]}`` (default 1-9). ``device``: cpu, cuda, mps
+    or auto. ``rater_name`` overrides the rater's name in the output (default: the model name, e.g.
+    ``minixception``).
     """
     from emoalign.raters.fer.base import FERRater
 
@@ -89,9 +102,9 @@ def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dic
     builder = getattr(importlib.import_module(module), attr)
     if kind in ("hf", "hsemotion"):
         options["trust_remote_code"] = trust_remote_code
-    adapter = builder(device=device, **options)
+    adapter = builder(device=resolve_device(device), **options)
     return FERRater(adapter, name=rater_name, emotions=emotions, scales=scales, batch_size=batch_size,
                     face_crop=face_crop, **rater_opts)
 
 
-__all__ = ["build_fer_rater", "list_fer_models", "parse_fer_name"]
+__all__ = ["build_fer_rater", "list_fer_models", "parse_fer_name", "resolve_device"]

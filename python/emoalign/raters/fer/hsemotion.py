@@ -34,8 +34,9 @@ CLASSES_8 = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sa
 CLASSES_7 = ("Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TRUST_HINT = ("unpickling a model file runs arbitrary code from it; if you trust the file, pass "
-              "--trust-remote-code (trust_remote_code: true in the spec), or export it with torch.jit.save")
+TRUST_HINT = ("unpickling a model file runs arbitrary code from it; if you trust the file, opt in with "
+              "trust_remote_code=True (CLI: --trust-remote-code or --option trust_remote_code=true), "
+              "or export the model with torch.jit.save / torch.export")
 
 
 def model_facts(model_name: str) -> tuple[tuple[str, ...], bool, int]:
