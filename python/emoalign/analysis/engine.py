@@ -146,15 +146,15 @@ def python_versions() -> dict:
 
 
 def r_versions() -> dict:
-    """R and R package versions when R was used in this run (else nulls; R is never started for this)."""
-    from emoalign.analysis.rbridge import get_r, r_started
+    """R and R package versions (starts R if this run did not; nulls when R is unavailable)."""
+    from emoalign.analysis.rbridge import get_r, r_available
 
-    if not r_started():
+    if not r_available():
         return {"R": None, "R_packages": {}}
     try:
         return get_r().versions()
-    except Exception as exc:  # pragma: no cover - reporting only
-        return {"R": f"unavailable: {exc}", "R_packages": {}}
+    except Exception as exc:  # reporting only: R missing or broken must not fail the run
+        return {"R": f"unavailable: {str(exc).splitlines()[0]}", "R_packages": {}}
 
 
 def study_summary(study: Study) -> dict:

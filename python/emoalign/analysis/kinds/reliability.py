@@ -153,6 +153,7 @@ def alpha_bootstrap(units, values, level: Level = "ordinal", reps: int = 1000, s
     out["estimate"] = float(alpha_weighted(data, np.ones((1, data.n_units)), level)[0])
     if reps > 0 and data.n_units >= 2:
         rng = np.random.default_rng(seed)
+        chunk = int(max(1, min(chunk, 4_000_000 // data.n_units)))  # bound memory: chunk x units weights
         reps_out = []
         for start in range(0, reps, chunk):
             W = bootstrap_weights(data.n_units, min(chunk, reps - start), rng)
