@@ -286,32 +286,33 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def mlx_server(tmp_path_factory):
+def mlx_server(tiny_gemma3_dir, tmp_path_factory):
     pytest.importorskip("mlx_vlm")
-    tiny = pytest.importorskip("tests.fixtures.tiny_vlm_mlx")
-    model_dir = tiny.build_tiny_mlx("gemma3", tmp_path_factory.mktemp("gemma3_mlx"))
+    import httpx
+    from tiny_vlm_mlx import to_mlx        # tests/fixtures is on sys.path (conftest)
+
+    model_dir = to_mlx(tiny_gemma3_dir, tmp_path_factory.mktemp("served") / "gemma3")
     port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOP_LOGPROBS_K="20")
     log = open(tmp_path_factory.mktemp("log") / "server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "mlx_vlm.server", "--model", str(model_dir),
                              "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
-    import httpx
-
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
+        deadline = time.time() + 120
+        while True:
             if proc.poll() is not None:
                 log.seek(0)
                 pytest.fail(f"mlx_vlm.server exited: {log.read()[-2000:]}")
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code < 500:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlx_vlm.server did not start in 90 s")
+                pass
+            if time.time() > deadline:
+                pytest.fail("mlx_vlm.server did not start in 120 s")
+            time.sleep(0.5)
         yield model_dir, f"{url}/v1"
     finally:
         proc.terminate()
@@ -324,19 +325,31 @@ def mlx_server(tmp_path_factory):
 
 
 def test_real_mlx_vlm_server(mlx_server):
+    """Two images, twice, two at a time, through ``python -m mlx_vlm.server`` on loopback."""
     model_dir, url = mlx_server
     be = OpenAIBackend(str(model_dir), url, api_key_env="EMOALIGN_UNSET_KEY", concurrency=2, timeout=60,
                        max_retries=1, top_logprobs=20)
-    asks = [Ask(f"i{k}", _image(k, 64), "Which emotion? Answer with one word.", candidates=DIGITS,
-                max_new_tokens=4) for k in range(2)]
+    labels = ("happy", "sad", "angry", "fear", "disgust", "neutral")
+    q = "What is the facial expression in this image? Choose one from: happy, sad, angry, fear, disgust, neutral."
+    asks = [Ask(f"i{k}", _image(k, 64), q, candidates=labels, max_new_tokens=3) for k in range(2)]
     answers = be.ask(asks)
     again = be.ask(asks)
     be.close()
-    assert len(answers) == 2
+    assert be.requests_sent == 4                       # no retries were needed
+    assert be.provenance()["logprobs"] is True
     for a, b in zip(answers, again):
-        assert isinstance(a.text, str)
-        assert a.text == b.text                      # temperature 0: deterministic
+        assert a.text and a.text == b.text             # temperature 0: deterministic
+        assert a.info["usage"]["completion_tokens"] == len(a.info["logprobs"]) <= 3
+        assert a.info["top_logprobs_returned"] == 20
         if a.probs is not None:
+            assert set(a.probs) == set(labels)
             assert sum(a.probs.values()) == pytest.approx(1.0, abs=1e-9)
-            assert set(a.probs) == set(DIGITS)
-    assert be.provenance()["logprobs"] in (True, None)
+            assert 0 < a.candidate_mass <= 1 + 1e-9
+            assert a.probs == pytest.approx(b.probs, abs=1e-6)
+    # greedy: the chosen token is the most probable one at every position
+    import httpx
+
+    body = be._payload(asks[0], True)
+    r = httpx.post(f"{url}/chat/completions", json=body, timeout=60).json()
+    for pos in r["choices"][0]["logprobs"]["content"]:
+        assert pos["logprob"] == pytest.approx(max(t["logprob"] for t in pos["top_logprobs"]), abs=1e-6)

@@ -6,7 +6,8 @@ first content part and the prompt text after it, ``temperature: 0`` and, where t
 them, ``logprobs: true`` and ``top_logprobs: N``; candidate probabilities come from the top list at
 the answer position (see ``answer_probs``; tokens outside the top N count as 0, so
 ``candidate_mass`` is a lower bound). A server that rejects ``logprobs`` is asked again without and
-its answers carry ``probs=None``.
+its answers carry ``probs=None``, as do answers whose ``top_logprobs`` lists come back empty
+(``mlx_vlm.server`` fills them only when started with ``TOP_LOGPROBS_K=20`` in its environment).
 
 Requests run on a thread pool of ``concurrency`` workers. 429, 5xx and connection errors are
 retried with exponential backoff and full jitter (``Retry-After`` honoured; Brooker 2015, "Exponential
@@ -260,10 +261,10 @@ class OpenAIBackend:
             info["answer_position"] = pos
             at = content[pos if pos is not None else 0]
             top = [(t.get("token", ""), t.get("logprob")) for t in (at.get("top_logprobs") or [])]
-            if not top:
-                top = [(at.get("token", ""), at.get("logprob"))]
-            probs, mass = probs_from_top_logprobs(top, ask.candidates)
             info["top_logprobs_returned"] = len(top)
+            info["logprobs"] = [(c.get("token", ""), c.get("logprob")) for c in content]
+            if top:     # the chosen token alone says nothing about the alternatives: no probabilities
+                probs, mass = probs_from_top_logprobs(top, ask.candidates)
         elif asked_logprobs and self._logprobs_ok is None and text and choice.get("logprobs") is None:
             with self._lock:
                 self._logprobs_ok = False      # server ignored the field
