@@ -299,6 +299,22 @@ def test_overrides_plant_a_new_effect(tmp_path):
     assert a.mean() - b.mean() == pytest.approx(-1.0, abs=3.5 * se + 0.02)
 
 
+def test_planted_human_effects_recovered(tmp_path):
+    """Actor and rater effects on the human side (e.g. for a power analysis of own-group bias)."""
+    over = {"humans": {"dimensions": {"arousal": {"effects": {"race": {"Korean": -0.5}},
+                                                  "rater_effects": {"gender": {"female": 0.4}}}},
+                      "n_raters": 1200}}
+    res = simulate_study(tmp_path, "small", seed=4, overrides=over, images=False)
+    hu = read_table(res.humans).merge(read_table(res.stimuli)[["image_id", "race", "emotion"]], on="image_id")
+    # within-emotion, within-rater contrasts via simple means (balanced design); SE from the trial SD
+    kor = hu.loc[hu["race"] == "Korean", "arousal"].mean() - hu.loc[hu["race"] == "Caucasian", "arousal"].mean()
+    fem = hu.loc[hu["rater_gender"] == "female", "arousal"].mean() - hu.loc[hu["rater_gender"] == "male", "arousal"].mean()
+    n = len(hu)
+    assert kor == pytest.approx(-0.5, abs=3.5 * 1.5 * np.sqrt(2 / (n / 3)) + 0.05)
+    # the rater contrast's SE is dominated by rater intercepts (SD .834, 600 raters per gender)
+    assert fem == pytest.approx(0.4, abs=3.5 * 0.9 * np.sqrt(2 / 600) + 0.03)
+
+
 def test_profile_errors_name_the_key(tmp_path):
     with pytest.raises(EmoalignError, match="unknown simulation profile"):
         load_profile("nope")

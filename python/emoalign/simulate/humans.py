@@ -9,7 +9,9 @@ For rater ``j`` and image ``i`` (intended emotion ``e``) on one dimension::
 intercept, i.e. leniency), ``g_j ~ N(0, rater_slope_sd^2)`` (scale use: how strongly rater j
 spreads the emotions apart; ``m`` is the mean of ``mu``), ``eps ~ N(0, sigma_e^2)``.
 
-The latent ``mu_e`` and ``sigma_e`` are solved exactly, per emotion, so that the rounded-and-clipped
+Optional planted effects shift the latent: ``effects`` by actor race/gender (image level) and
+``rater_effects`` by rater gender / age (rater level); the target ``means`` then describe the
+reference levels. The latent ``mu_e`` and ``sigma_e`` are solved exactly, per emotion, so that the rounded-and-clipped
 ratings have the profile's target mean (``means``) and raw-trial SD (``trial_sd``): under the
 model ``x`` given ``e`` is normal, and the moments of a rounded, clipped normal are sums of normal
 CDF differences. The crossed design follows Baayen, Davidson & Bates (2008), J. Mem. Lang. 59:390-412.
@@ -86,6 +88,28 @@ def solve_dimension(name: str, spec: dict, emotions: list[str], scale: tuple[int
     return DimensionModel(name, mu, resid, img, rat, slope, center)
 
 
+def _image_shift(spec: dict, stimuli: pd.DataFrame) -> np.ndarray:
+    """Planted actor effects: ``effects: {race|gender: {level: shift}}`` added to the latent rating."""
+    out = np.zeros(len(stimuli))
+    for factor, levels in (spec.get("effects") or {}).items():
+        if factor not in stimuli:
+            raise EmoalignError(f"humans effects name {factor!r}, which is not a design column", hint="use race or gender")
+        for level, shift in levels.items():
+            out += np.where(stimuli[factor].to_numpy() == level, float(shift), 0.0)
+    return out
+
+
+def _rater_shift(spec: dict, raters: pd.DataFrame) -> np.ndarray:
+    """Planted rater effects: ``rater_effects: {gender: {level: shift}, age_per_decade: slope}`` (age centred at 45)."""
+    eff = spec.get("rater_effects") or {}
+    out = np.zeros(len(raters))
+    for level, shift in (eff.get("gender") or {}).items():
+        out += np.where(raters["rater_gender"].to_numpy() == level, float(shift), 0.0)
+    if eff.get("age_per_decade"):
+        out += float(eff["age_per_decade"]) * (raters["rater_age"].to_numpy() - 45) / 10
+    return out
+
+
 def simulate_humans(stimuli: pd.DataFrame, raters: pd.DataFrame, assignment: np.ndarray, humans: dict,
                     emotions: list[str], rng: np.random.Generator) -> tuple[pd.DataFrame, dict, dict]:
     """Simulate every trial. Returns (trials table, latent image effects per dimension, solved models)."""
@@ -104,8 +128,9 @@ def simulate_humans(stimuli: pd.DataFrame, raters: pd.DataFrame, assignment: np.
         u = rng.normal(0.0, m.image_sd, n_img)
         r = rng.normal(0.0, m.rater_sd, len(raters))
         g = rng.normal(0.0, m.rater_slope_sd, len(raters)) if m.rater_slope_sd > 0 else np.zeros(len(raters))
-        signal = mu[image_of] + u[image_of]
-        x = signal + r[rater_of] + g[rater_of] * (signal - m.center) + sig[image_of] * rng.standard_normal(len(image_of))
+        signal = mu[image_of] + u[image_of] + _image_shift(spec, stimuli)[image_of]
+        x = (signal + r[rater_of] + _rater_shift(spec, raters)[rater_of] + g[rater_of] * (signal - m.center)
+             + sig[image_of] * rng.standard_normal(len(image_of)))
         out[dim] = np.clip(np.floor(x + 0.5), lo, hi).astype(float)
         image_effects[dim] = u
     out = out.merge(raters, on="rater_id", how="left")
