@@ -32,7 +32,7 @@ def parse_set(items: tuple[str, ...]) -> dict:
     return out
 
 
-@click.command(help="Write a simulated study (stimuli + face images, human trials, machine ratings) from a YAML profile.")
+@click.command(context_settings={"max_content_width": 100})
 @click.option("--profile", "-p", default="paper", show_default=True,
               help="Built-in profile (paper: 1,440 images / 1,000 raters; small: 144 images / 120 raters) or a YAML path.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Study folder to write.")
@@ -44,7 +44,11 @@ def parse_set(items: tuple[str, ...]) -> dict:
 @click.option("--force", is_flag=True, help="Replace a study already in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def simulate(profile, out_dir, seed, sets, no_images, force, quiet):
-    """Simulate a study shaped like Tae et al. (2026), or your own plan, for demos and power analyses.
+    """Write a simulated study (stimuli + face images, human trials, machine ratings) from a YAML profile.
+
+    The built-in `paper` profile reproduces the design and statistics of Tae et al. (2026); copy it (or
+    use --set) to plant your own effects, then analyze, and repeat over seeds for a power analysis.
+    Simulated machine rows are flagged simulated=True, backend "simulated".
 
     \b
     Writes into --out:
