@@ -56,6 +56,8 @@ def test_fixed_effects_match_statsmodels_mixedlm(r):
     assert ran.loc["Residual", "estimate"] == pytest.approx(sm.scale, rel=1e-4)
     # balanced design, within-image terms: Satterthwaite df = n_images - 2 (closed form); between: n_images - 2 too
     assert fixed.loc["rater_typemachine", "df"] == pytest.approx(38, abs=1e-3)
+    kr, _ = fit(opts.model_copy(update={"df_method": "kenward_roger"}), df, r)  # KR = Satterthwaite = exact here
+    assert kr[kr.term == "rater_typemachine"]["df"].item() == pytest.approx(38, abs=1e-3)
     # Wald CI with t(df) quantile
     from scipy import stats
 

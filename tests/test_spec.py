@@ -58,6 +58,8 @@ def test_study_typo_duplicate_ids_and_yaml_syntax():
     assert "used twice" in msg
     msg = _err("study: [unclosed\n")
     assert "not valid YAML" in msg and "s.yaml:" in msg
+    msg = _err(HEAD + "  - id: a\n    kind: reliability\n    level: ordinal\n    level: interval\n")
+    assert "duplicate key" in msg and "s.yaml:10" in msg and "line 9" in msg
     msg = _err(HEAD + "  - {id: m, kind: lmm, dimension: valence}\n")
     assert "analysis 'm'" in msg and "'formula'" in msg and "required" in msg
 
@@ -153,5 +155,7 @@ def test_spec_cli_check_and_schema(study_dir):
     bad.write_text(SPEC.replace("raters: [vlm]", "raters: [gemma4]"))
     res = runner.invoke(spec, ["check", str(bad)])
     assert res.exit_code == 1 and "did you mean 'gemma3'" in res.output
+    nodata = runner.invoke(spec, ["check", str(bad), "--no-data"])  # YAML/fields only: the rater is not checked
+    assert nodata.exit_code == 0 and "data not checked" in nodata.output
     sch = runner.invoke(spec, ["schema"])
     assert sch.exit_code == 0 and json.loads(sch.output)["title"] == "emoalign analysis spec"

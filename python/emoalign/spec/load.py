@@ -67,17 +67,20 @@ class LoadedSpec:
         return f"{self.name}:{line}" if line else self.name
 
 
-def _line_map(node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+def _line_map(node, path: tuple = (), out: dict | None = None, dups: list | None = None) -> dict[tuple, int]:
+    """{key path: 1-based line}; duplicate mapping keys (YAML keeps the last silently) go to ``dups``."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = k.value
+            if path + (key,) in out and dups is not None:
+                dups.append((path + (key,), out[path + (key,)], k.start_mark.line + 1))
             out[path + (key,)] = k.start_mark.line + 1
-            _line_map(v, path + (key,), out)
+            _line_map(v, path + (key,), out, dups)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             out[path + (i,)] = v.start_mark.line + 1
-            _line_map(v, path + (i,), out)
+            _line_map(v, path + (i,), out, dups)
     return out
 
 
@@ -180,7 +183,12 @@ def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
     if not isinstance(raw, dict):
         raise EmoalignError(f"{name}: a spec is a mapping with keys 'study' and 'analyses'",
                             hint="see specs/paper.yaml for the shape")
-    lines = _line_map(node) if node is not None else {}
+    dups: list = []
+    lines = _line_map(node, dups=dups) if node is not None else {}
+    if dups:
+        raise EmoalignError(f"invalid spec: duplicate key(s): " + "; ".join(
+            f"{name}:{second}: {'.'.join(map(str, p))!r} already set on line {first}" for p, first, second in dups),
+            hint="YAML would silently keep only the last value; remove or rename one of them")
     try:
         spec = spec_model().model_validate(raw)
     except ValidationError as exc:

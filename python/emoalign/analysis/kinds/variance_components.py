@@ -4,7 +4,10 @@ Fits ``rating ~ 1 + (1|rater_id) + (1|image_id)`` (plus optional ``fixed`` effec
 ``formula``) by REML on the raw human trials of each dimension and reports each variance
 component, its share of the total (components incl. the residual), and the rater / image
 variance ratio (paper section 3.2: rater differences dominate image variance by 11x for valence,
-32x for arousal).
+32x for arousal). The paper's numbers need the emotion as a fixed effect (``fixed: [emotion]``):
+image variance is then the within-emotion image variance. The ``share`` of ``image_id`` is the
+single-rating absolute-agreement ICC of this crossed random-effects model (Shrout & Fleiss ICC(2,1)
+estimated by REML, usable with the sparse designs where the ANOVA ICC is not).
 
 References
 ----------
