@@ -141,3 +141,22 @@ def test_device_auto_resolves():
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else resolve_device(None))
     assert resolve_device("cpu") == "cpu"
     assert build_fer_rater("minixception", device="auto").config()["device"] == resolve_device("auto")
+
+
+def test_infer_cli_runs_the_builtin_model(study):
+    """`emoalign infer --rater fer:minixception` end to end (the CLI calls build_fer_rater)."""
+    pytest.importorskip("emoalign.cli.infer")
+    from click.testing import CliRunner
+
+    from emoalign.cli.main import cli
+
+    root, stim = study
+    stim.to_parquet(root / "stimuli.parquet")
+    res = CliRunner().invoke(cli, ["infer", "--rater", "fer:minixception", "--stimuli", str(root / "stimuli.parquet"),
+                                   "--out", str(root / "runs"), "--batch-size", "4", "--no-progress",
+                                   "--option", "unmapped=abstain"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(root / "runs" / "minixception" / "ratings.parquet")
+    assert len(df) == 7 and int(df["error"].notna().sum()) == 2 and set(df["rater"]) == {"minixception"}
+    manifest = json.loads((root / "runs" / "minixception" / "manifest.json").read_text())
+    assert manifest["config"]["unmapped"] == "abstain"
