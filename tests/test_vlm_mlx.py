@@ -178,6 +178,13 @@ def test_release_and_lru_bound(mlx_dirs, images):
     be.release("k2")
     assert list(be._states) == ["k1"]
     be.release("never-seen")                               # no error
+    # a batch larger than the bound keeps all of its images, so the next step re-uses every prefix
+    batch = [Ask(f"b{k}", img, Q_LABEL, (), 1) for k, img in enumerate(images[:4])]
+    be.ask(batch)
+    assert {f"b{k}" for k in range(4)} <= set(be._states)
+    second = be.ask([Ask(a.image_key, a.image, Q_VALENCE.format(e="sad"), (), 1) for a in batch])
+    assert all(x.info["cached_tokens"] > 0 for x in second)
+    assert MLXBackend(str(mlx_dirs["gemma3"][1]), fast=False).prefix_cache is False
 
 
 @pytest.mark.parametrize("arch", ["gemma3", "mllama"])

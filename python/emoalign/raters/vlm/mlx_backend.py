@@ -65,18 +65,22 @@ class MLXBackend:
     ----------
     model : Hugging Face id (e.g. ``mlx-community/gemma-3-4b-it-qat-4bit``) or a local directory.
     revision : hub revision (branch, tag or commit); ignored for local directories.
-    prefix_cache : re-use each image's prompt KV cache across its steps (same greedy outputs).
-    max_cached_images : image caches kept at once (least recently used dropped first).
+    prefix_cache : re-use each image's prompt KV cache across its steps (same greedy outputs);
+        ``fast`` is an alias (the CLI's ``--fast/--reference``).
+    max_cached_images : image caches kept between calls (least recently used dropped first; the
+        images of the current call are always kept, so this never undercuts the batch size).
     adapter_path : optional LoRA adapter directory.
     """
 
     name = "mlx"
 
     def __init__(self, model: str, *, revision: str | None = None, prefix_cache: bool = True,
-                 max_cached_images: int = 4, adapter_path: str | None = None, **opts):
+                 max_cached_images: int = 8, adapter_path: str | None = None, fast: bool | None = None, **opts):
         if opts:
             raise EmoalignError(f"mlx backend: unknown option(s) {', '.join(sorted(opts))}",
-                                hint="options: revision, prefix_cache, max_cached_images, adapter_path")
+                                hint="options: revision, prefix_cache (alias fast), max_cached_images, adapter_path")
+        if fast is not None:
+            prefix_cache = bool(fast)
         try:
             import mlx.core  # noqa: F401
             import mlx_vlm
@@ -254,7 +258,9 @@ class MLXBackend:
         return probs, mass, pos
 
     # -- the interface -----------------------------------------------------------------------------
-    def _state_for(self, ask: Ask) -> _ImageState | None:
+    def _state_for(self, ask: Ask, protect: frozenset = frozenset()) -> _ImageState | None:
+        """This image's prompt cache (new when the key is new or its pixels changed). Least recently
+        used states beyond ``max_cached_images`` are dropped, except those of the current call."""
         if not self.prefix_cache:
             return None
         from mlx_vlm import PromptCacheState
@@ -265,15 +271,18 @@ class MLXBackend:
             st = _ImageState(digest, PromptCacheState())
             self._states[ask.image_key] = st
         self._states.move_to_end(ask.image_key)
-        while len(self._states) > self.max_cached_images:
-            self._states.popitem(last=False)
+        for key in list(self._states):
+            if len(self._states) <= self.max_cached_images:
+                break
+            if key not in protect:
+                del self._states[key]
         return st
 
-    def _ask_one(self, ask: Ask) -> Answer:
+    def _ask_one(self, ask: Ask, protect: frozenset = frozenset()) -> Answer:
         import mlx.core as mx
         from mlx_vlm import stream_generate
 
-        st = self._state_for(ask)
+        st = self._state_for(ask, protect)
         inputs = self.prepare(ask.image, ask.prompt)
         candidates = tuple(ask.candidates)
         ids_mx = mx.array(self._vote_index(candidates)[0]) if candidates else None
@@ -350,8 +359,10 @@ class MLXBackend:
         return prefix
 
     def ask(self, asks: Sequence[Ask]) -> list[Answer]:
-        """Answer each ask in order (batch size 1: the greedy reference)."""
-        return [self._ask_one(a) for a in asks]
+        """Answer each ask in order (batch size 1: the greedy reference). The caches of every image in
+        the call are kept, so a strategy's next step over the same batch re-uses them all."""
+        protect = frozenset(a.image_key for a in asks)
+        return [self._ask_one(a, protect) for a in asks]
 
     def release(self, image_key: str) -> None:
         if self._states.pop(image_key, None) is not None:

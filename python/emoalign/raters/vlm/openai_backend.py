@@ -70,8 +70,8 @@ class OpenAIBackend:
     model : model name as the server knows it (``--served-model-name`` for vLLM, a HF id or a
         local path for ``mlx_vlm.server``).
     base_url : the API root including its version, e.g. ``http://127.0.0.1:8000/v1``.
-    api_key_env : name of the environment variable holding the key (unset -> no Authorization
-        header, fine for local servers).
+    api_key_env : name of the environment variable holding the key (default ``OPENAI_API_KEY``;
+        variable unset -> no Authorization header, fine for local servers).
     concurrency : simultaneous requests.
     max_retries : retries per request after the first attempt (429/5xx/connection errors).
     timeout : seconds per request (connect and read).
@@ -105,7 +105,7 @@ class OpenAIBackend:
             raise EmoalignError(f"openai backend: logprobs must be true, false or 'auto', got {logprobs!r}")
         self.model = model
         self.base_url = str(base_url).rstrip("/")
-        self.api_key_env = api_key_env
+        self.api_key_env = api_key_env = api_key_env or "OPENAI_API_KEY"
         self.concurrency = int(concurrency)
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
@@ -116,7 +116,7 @@ class OpenAIBackend:
         self.max_tokens_field = max_tokens_field
         self.extra_body = dict(extra_body or {})
         self.seed = seed
-        self._key = _Secret(os.environ.get(api_key_env) if api_key_env else None)
+        self._key = _Secret(os.environ.get(api_key_env))
         self._logprobs_ok: bool | None = None if logprobs == "auto" else bool(logprobs)
         self._lock = threading.Lock()
         self._rng = random.Random()
