@@ -13,6 +13,10 @@ Keras from the same .hdf5) on fixed 64x64 grayscale inputs and store inputs + so
 ``minixception_reference.npz``; (4) check the torch port reproduces them (max abs diff printed, must be
 < 1e-5). Keras 3 loads the Keras-2.0.5 HDF5 file through its legacy loader and runs the layers with
 Keras' own implementations (padding, separable convolutions, batch norm), independent of the port.
+A plain-numpy forward of the graph in the .hdf5 (``numpy_reference``) cross-checks Keras (7.9e-7 with
+keras 3.15.1) and is the reference where Keras is not installed. Without network, pass ``--wheel``.
+safetensors writes its metadata header in arbitrary order, so the file hash can differ between runs;
+the tensors are identical.
 """
 
 from __future__ import annotations
