@@ -368,3 +368,14 @@ def test_real_fer_cnn_reads_the_expressions(small):
     acc = (pred == st["emotion"].to_numpy()).mean()
     assert acc > 0.3, acc
     assert len(set(pred)) >= 4
+
+
+def test_removing_a_rater_leaves_the_others_unchanged(tmp_path):
+    """Common random numbers across profile variants: each rater has its own stream."""
+    a = read_table(simulate_study(tmp_path / "a", "small", seed=2, images=False).machines)
+    b = read_table(simulate_study(tmp_path / "b", "small", seed=2, images=False,
+                                  overrides={"machines": {"raters": {"beit": None}}}).machines)
+    assert "beit" not in set(b["rater"])
+    cols = ["image_id", "emotion", "valence", "arousal"]
+    pd.testing.assert_frame_equal(a.loc[a["rater"] == "gemma3", cols].reset_index(drop=True),
+                                  b.loc[b["rater"] == "gemma3", cols].reset_index(drop=True))

@@ -167,9 +167,10 @@ def _calibrate(dp: DimParams, e, p, u, X, eff_target, refs, z, v, n_emo: int, it
     return c, np.sqrt(var), beta, {"mean": mean, "sd": sd, "effects": diff}
 
 
-def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int,
-                      rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
-    """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report)."""
+def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report).
+
+    Each rater draws from its own random stream keyed by ``seed`` and its name."""
     design, humans, machines = profile["design"], profile["humans"], profile.get("machines") or {}
     emotions = list(design["emotions"])
     lo, hi = humans["scale"]
@@ -181,6 +182,8 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
     frames, report = [], {}
     for name, r in (machines.get("raters") or {}).items():
         family = r["family"]
+        # one stream per rater (keyed by study seed and name): adding or removing a rater leaves the others as they were
+        rng = np.random.default_rng([int(seed), 7, *name.encode()])
         C = confusion_matrix(r, name, emotions, weights)
         R = image_rows(C, r, emotions, emo_idx, stimuli, weights)
         pred = _draw_labels(R, rng.random(n))
@@ -194,7 +197,7 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
             df[f"p_emotion_{lab}"] = probs[:, k]
         rep = {"accuracy": {e: float(C[a, a]) for a, e in enumerate(emotions)}}
         # calibration sample: fixed seed per rater, balanced demographics, same model as the study
-        crng = np.random.default_rng([cal_seed, sum(map(ord, name))])
+        crng = np.random.default_rng([cal_seed, *name.encode()])
         cells = len(design["races"]) * len(design["genders"])
         n_cal = -(-n_cal // cells) * cells
         ce = np.repeat(np.arange(len(emotions)), n_cal)

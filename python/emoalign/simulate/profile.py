@@ -136,7 +136,10 @@ def validate_profile(prof: dict) -> None:
             _need(prof, spec, key, f"humans.dimensions.{dim}")
 
     machines = prof.get("machines") or {}
-    for name, r in (machines.get("raters") or {}).items():
+    raters = machines.get("raters") or {}
+    for name in [k for k, v in raters.items() if v is None]:  # `rater: null` (e.g. in overrides) drops it
+        del raters[name]
+    for name, r in raters.items():
         path = f"machines.raters.{name}"
         if r.get("family") not in ("vlm", "fer"):
             raise _err(prof, f"{path}.family", f"must be 'vlm' or 'fer', got {r.get('family')!r}", "set family: vlm or family: fer")

@@ -84,7 +84,7 @@ def simulate_study(out_dir, profile: str | Path | Mapping = "paper", *, seed: in
                 shutil.rmtree(out / d)
     out.mkdir(parents=True, exist_ok=True)
     ss = np.random.SeedSequence(seed)
-    rng_design, rng_humans, rng_machines, rng_images = (np.random.default_rng(s) for s in ss.spawn(4))
+    rng_design, rng_humans, rng_images = (np.random.default_rng(s) for s in ss.spawn(3))
     design, humans_cfg = prof["design"], prof["humans"]
     emotions = list(design["emotions"])
     timings = {}
@@ -110,7 +110,7 @@ def simulate_study(out_dir, profile: str | Path | Mapping = "paper", *, seed: in
     timings["images"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    machines, calibration = simulate_machines(stim, image_effects, prof, seed, rng_machines)
+    machines, calibration = simulate_machines(stim, image_effects, prof, seed)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     pname = prof.get("name", "custom")
     phash = hashlib.sha256(json.dumps(prof, sort_keys=True, default=str).encode()).hexdigest()[:16]
