@@ -186,7 +186,7 @@ def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
     dups: list = []
     lines = _line_map(node, dups=dups) if node is not None else {}
     if dups:
-        raise EmoalignError(f"invalid spec: duplicate key(s): " + "; ".join(
+        raise EmoalignError("invalid spec: duplicate key(s): " + "; ".join(
             f"{name}:{second}: {'.'.join(map(str, p))!r} already set on line {first}" for p, first, second in dups),
             hint="YAML would silently keep only the last value; remove or rename one of them")
     try:
