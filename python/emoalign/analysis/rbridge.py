@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ class RBridge:
                                 hint="install R (>= 4.2) with lme4 and lmerTest, then `pip install rpy2==3.5.17`") from exc
         self._ro = ro
         # keep R console output off stderr; anything that still escapes emoalign_call lands here
-        self.console: list[str] = []
+        self.console: deque[str] = deque(maxlen=500)
         callbacks.consolewrite_warnerror = lambda s: self.console.append(s)
         callbacks.consolewrite_print = lambda s: self.console.append(s)
         for path in sorted(r_dir().glob("*.R")):
