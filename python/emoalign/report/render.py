@@ -14,6 +14,7 @@ cannot be installed everywhere) the same .qmd is rendered offline:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,26 @@ def _run(cmd: list[str], what: str, cwd=None) -> None:
                             hint="see the message above; re-run with a fresh results folder if it names a table")
 
 
+def kernel_env() -> dict:
+    """The environment for the report kernel: ours, minus the LD_LIBRARY_PATH entries that rpy2 adds
+    when R starts in this process (R's lib dir and system lib dirs put first); with them, a Python
+    linked against its own libpython can load the system's libpython instead and fail to import."""
+    env = dict(os.environ)
+    ld = env.get("LD_LIBRARY_PATH")
+    if ld:
+        r_home = env.get("R_HOME", "")
+        keep = [p for p in ld.split(":") if p and not (
+            (r_home and p.startswith(r_home)) or "/jvm/" in p
+            or p.rstrip("/") in ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+            or re.fullmatch(r"/(usr/)?lib/[a-z0-9_]+-linux-gnu[a-z0-9_]*/?", p))]
+        if keep:
+            env["LD_LIBRARY_PATH"] = ":".join(keep)
+        else:
+            env.pop("LD_LIBRARY_PATH")
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
 def execute_notebook(nb, cwd: Path, *, timeout: int = 900, progress: bool = True):
     """Execute a notebook in ``cwd``; raise EmoalignError naming the first cell that raised."""
     import nbclient
@@ -85,27 +106,19 @@ def execute_notebook(nb, cwd: Path, *, timeout: int = 900, progress: bool = True
     def on_cell_executed(**kw):
         bar.update(1)
 
-    env_backup = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
     try:
         client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                                          resources={"metadata": {"path": str(cwd)}}, on_cell_executed=on_cell_executed)
-        client.execute()
+        client.execute(env=kernel_env())
     except Exception as exc:  # kernel died / timed out
         raise EmoalignError(f"executing the report notebook failed: {exc}",
                             hint="check that ipykernel is installed in this environment") from exc
     finally:
         bar.close()
-        if env_backup is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_backup
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 tb = "\n".join(out.get("traceback", [])[-3:])
-                import re
-
                 tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)
                 first = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
                 raise EmoalignError(f"report cell {i + 1} (`{first[:80]}`) raised {out.get('ename')}: {out.get('evalue')}\n{tb}",
