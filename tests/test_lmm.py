@@ -220,3 +220,23 @@ def test_pooled_model_and_by_groups(tmp_path, r):
     assert list(by.columns[:4]) == ["rater", "dimension", "race", "effect"]
     nobs = by[by.term == "nobs"].set_index("race")["estimate"]
     assert dict(nobs) == {"Black": 96, "Caucasian": 96, "Korean": 96}
+
+
+def test_rbridge_round_trip_factors_na_and_errors(r):
+    from emoalign.analysis.rbridge import RCallError
+    from emoalign.errors import EmoalignError
+
+    df = pd.DataFrame({"s": ["b", None, "a", "b"], "x": [1.5, np.nan, 3.0, 4.0], "i": [1, 2, 3, 4],
+                       "flag": [True, False, True, True], "c": pd.Categorical(["u", "v", "u", "u"], categories=["v", "u", "w"])})
+    back = r.call("identity", df).value
+    assert back["s"][0] == "b" and pd.isna(back["s"][1]) and back["s"][2] == "a"
+    assert np.isnan(back["x"][1]) and back["x"][3] == 4.0 and list(back["i"]) == [1, 2, 3, 4]
+    assert list(back["flag"]) == [True, False, True, True] and list(back["c"]) == ["u", "v", "u", "u"]
+    # strings arrive in R as factors (unused categories dropped); numbers as double
+    assert r.call("sapply", df, "class").value == ["factor", "numeric", "numeric", "logical", "factor"]
+    assert r.call("levels", df["c"]).value == ["v", "u"]
+    res = r.call("warning", "careful")
+    assert res.warnings == ["careful"]
+    with pytest.raises(RCallError, match="boom") as ei:
+        r.call("stop", "boom")
+    assert isinstance(ei.value, EmoalignError)

@@ -69,12 +69,15 @@ class RBridge:
 
     # ---- conversion -------------------------------------------------------------------------
     def to_r(self, obj: Any):
-        """Convert a Python value to R: DataFrame -> data.frame (strings as factors), dict -> named list."""
+        """Convert a Python value to R: DataFrame -> data.frame and Series -> vector (strings as factors),
+        2-D ndarray -> numeric matrix, dict -> named list, scalars and lists -> vectors."""
         ro = self._ro
         if obj is None:
             return ro.NULL
         if isinstance(obj, pd.DataFrame):
             return self._df_to_r(obj)
+        if isinstance(obj, pd.Series):
+            return self._column_to_r(obj)
         if isinstance(obj, np.ndarray) and obj.ndim == 2:
             m = ro.r["matrix"](ro.FloatVector(np.asarray(obj, dtype=float).ravel(order="F")),
                                nrow=obj.shape[0], ncol=obj.shape[1])
