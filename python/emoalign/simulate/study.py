@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from emoalign import __version__
 from emoalign.data.io import write_json_atomic, write_table
