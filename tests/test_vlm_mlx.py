@@ -199,6 +199,18 @@ def test_provenance(arch, mlx_dirs):
     assert MLXBackend(str(mlx_dirs[arch][1])).provenance()["model_revision"] == prov["model_revision"]
 
 
+def test_quantized_checkpoint_provenance(mlx_dirs, images, tmp_path):
+    """A 4-bit mlx-vlm conversion records its quantisation and still gives candidate probabilities."""
+    import mlx_vlm
+
+    out = tmp_path / "q4"
+    mlx_vlm.convert(str(mlx_dirs["gemma3"][1]), str(out), quantize=True, q_bits=4, q_group_size=32)
+    be = MLXBackend(str(out))
+    assert be.provenance()["quantization"] == "mode=affine,bits=4,group_size=32"
+    ans = be.ask([Ask("a", images[0], Q_VALENCE.format(e="sad"), DIGITS, 2)])[0]
+    assert sum(ans.probs.values()) == pytest.approx(1.0, abs=1e-9)
+
+
 def test_user_errors(tmp_path):
     with pytest.raises(EmoalignError, match="unknown option"):
         MLXBackend(str(tmp_path), temprature=0)
