@@ -151,6 +151,20 @@ def test_variance_components_equal_anova_estimates_in_balanced_design(r):
     ratio = t.loc[t.metric == "rater_image_ratio", "estimate"].item()
     assert ratio == pytest.approx(v["rater_id"] / v["image_id"])
     # the planted variances are recovered within sampling error (0.5, 1.0, 1.0)
+    prof = run_vc(VarianceComponentsOptions(id="v", dimension="valence", ci="profile"), study, r).table
+    pv = prof[prof.metric == "variance"].set_index("group")
+    import rpy2.robjects as ro
+
+    ro.globalenv["vd"] = ro.r["data.frame"](y=ro.FloatVector(humans["valence"]), r=ro.StrVector(humans["rater_id"]),
+                                            i=ro.StrVector(humans["image_id"]))
+    ci = np.asarray(ro.r("cc <- confint(lme4::lmer(y ~ 1 + (1|r) + (1|i), data = vd), parm = 'theta_', oldNames = FALSE)"))
+    rows = list(ro.r("rownames(cc)"))
+    direct = {"rater_id" if "|r" in k else "image_id" if "|i" in k else "Residual": ci[j] ** 2 for j, k in enumerate(rows)}
+    for g in ("rater_id", "image_id", "Residual"):
+        assert pv.loc[g, "conf_low"] == pytest.approx(direct[g][0], rel=1e-4)
+        assert pv.loc[g, "conf_high"] == pytest.approx(direct[g][1], rel=1e-4)
+        assert pv.loc[g, "conf_low"] < pv.loc[g, "estimate"] < pv.loc[g, "conf_high"]
+    assert t["conf_low"].isna().all()  # ci: none (default)
     assert v["rater_id"] == pytest.approx(0.5, abs=0.3) and v["image_id"] == pytest.approx(1.0, abs=0.5)
     assert v["Residual"] == pytest.approx(1.0, abs=0.1)
 

@@ -15,6 +15,7 @@ Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Journal of Statistical
 Baayen, R. H., Davidson, D. J., & Bates, D. M. (2008). Mixed-effects modeling with crossed random
 effects for subjects and items. Journal of Memory and Language, 59(4), 390-412.
 Shrout, P. E., & Fleiss, J. L. (1979) (variance-component view of rater reliability).
+Bates, D. et al. (2015), section 5.1: likelihood-profile confidence intervals (``ci: profile``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class VarianceComponentsOptions(AnalysisBase):
     formula: str | None = Field(None, description="Full lme4 formula over trial columns (rating, rater_id, "
                                                   "image_id, design columns); overrides `fixed`.")
     reml: bool = Field(True, description="REML (true) or maximum likelihood (false).")
+    ci: Literal["none", "profile"] = Field("none", description="Variance CIs: none, or likelihood-profile intervals "
+                                                               "(slow on large data: minutes for 72,000 trials).")
+    ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the profile intervals.")
 
     def model_formula(self) -> str:
         if self.formula:
@@ -79,7 +83,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         for key, g in _groups(trials[cols].dropna(), opts.by):
             res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
                                                                  formula_variables(formula)]),
-                         formula=formula, reml=opts.reml)
+                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level)
             t = res.value
             for k, v in reversed(list(key.items())):
                 t.insert(0, k, v)
