@@ -157,7 +157,7 @@ def test_variance_components_equal_anova_estimates_in_balanced_design(r):
 
     ro.globalenv["vd"] = ro.r["data.frame"](y=ro.FloatVector(humans["valence"]), r=ro.StrVector(humans["rater_id"]),
                                             i=ro.StrVector(humans["image_id"]))
-    ci = np.asarray(ro.r("cc <- confint(lme4::lmer(y ~ 1 + (1|r) + (1|i), data = vd), parm = 'theta_', oldNames = FALSE)"))
+    ci = np.asarray(ro.r("cc <- confint(lme4::lmer(y ~ 1 + (1|r) + (1|i), data = vd), parm = 'theta_', oldNames = FALSE); cc"))
     rows = list(ro.r("rownames(cc)"))
     direct = {"rater_id" if "|r" in k else "image_id" if "|i" in k else "Residual": ci[j] ** 2 for j, k in enumerate(rows)}
     for g in ("rater_id", "image_id", "Residual"):
