@@ -42,7 +42,8 @@ def analyze(spec_file, out, data_dir, only, force, quiet):
     click.echo(summary.to_string(index=False) if len(summary) else "no analyses")
     for oc in report.outcomes:
         if oc.status != "ok":
-            click.secho(f"\n{oc.id} failed:\n  {oc.error.strip()}".replace("\n", "\n  ").rstrip(), fg="red", err=True)
+            body = "\n".join("    " + line for line in (oc.error or "").strip().splitlines())
+            click.secho(f"\n  {oc.id} failed:\n{body}", fg="red", err=True)
     n_failed = sum(o.status != "ok" for o in report.outcomes)
     click.echo(f"{len(report.outcomes) - n_failed} ok, {n_failed} failed in {report.seconds:.1f} s -> {report.out}/")
     if n_failed:
