@@ -15,7 +15,7 @@ EXTRA = """\
     kind: lmm
     raters: [vlm]
     dimension: valence
-    formula: rating ~ rater_type + + (1|image_id
+    formula: rating ~ rater_type + log(emotion) + (1|image_id)
   - id: bad_column
     kind: lmm
     raters: [vlm]
@@ -53,7 +53,7 @@ def test_failure_isolated_others_written(run_mixed):
     errors = {o.id: o.error for o in report.outcomes}
     assert "spec check failed" in errors["bad_column"] and "did you mean 'emotion'" in errors["bad_column"]
     assert "mixed.yaml:" in errors["bad_column"]
-    assert "R error" in errors["bad_formula_r"] or "parse" in errors["bad_formula_r"].lower()
+    assert "R error in fit_lmm()" in errors["bad_formula_r"] and "factor" in errors["bad_formula_r"]
     assert not (out / "bad_column.parquet").exists()
     t = pd.read_parquet(out / "machines_alpha.parquet")
     assert (t["analysis_id"] == "machines_alpha").all()

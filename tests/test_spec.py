@@ -83,6 +83,17 @@ def test_json_schema_validates_shipped_specs_and_rejects_typos():
         jsonschema.validate(bad, schema)
 
 
+def test_formula_syntax_problems():
+    from emoalign.spec.check import formula_syntax_problem
+
+    assert formula_syntax_problem("rating ~ rater_type * emotion + (1|image_id)") is None
+    assert formula_syntax_problem("rating ~ x + (1 + x|rater_id) + I(x^2) - 1") is None
+    assert "'~'" in formula_syntax_problem("rating + emotion")
+    assert "unbalanced" in formula_syntax_problem("rating ~ x + (1|image_id")
+    assert "missing its term" in formula_syntax_problem("rating ~ x + + (1|image_id)")
+    assert "missing its term" in formula_syntax_problem("rating ~ x +")
+
+
 def test_formula_variables():
     assert formula_variables("rating ~ rater_type * (race + gender) + (1|image_id)") == \
         ["rating", "rater_type", "race", "gender", "image_id"]

@@ -33,6 +33,23 @@ def formula_variables(formula: str) -> list[str]:
     return out
 
 
+def formula_syntax_problem(formula: str) -> str | None:
+    """A cheap syntax check before R sees the formula: one '~', balanced parentheses, no dangling operator."""
+    if formula.count("~") != 1:
+        return "a formula needs exactly one '~' (response ~ terms)"
+    depth = 0
+    for ch in formula:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return "unbalanced ')'"
+    if depth:
+        return "unbalanced '(' (missing ')')"
+    if re.search(r"[+*:/|~-]\s*$", formula) or re.search(r"[+*:/|]\s*[+*:/|)]", formula):
+        return "an operator is missing its term"
+    return None
+
+
 def frame_columns(study: Study, aggregate: str = "mean") -> list[str]:
     cols = [*FRAME_COLUMNS, *study.design_columns]
     if aggregate == "trials":
@@ -90,6 +107,9 @@ def check_analysis(loaded: LoadedSpec, index: int, study: Study) -> list[str]:
     # formula and reference levels
     formula = getattr(a, "formula", None)
     if isinstance(formula, str):
+        syntax = formula_syntax_problem(formula)
+        if syntax:
+            add("formula", f"{syntax} in {formula!r}")
         for var in formula_variables(formula):
             if var not in cols:
                 add("formula", f"formula names {var!r}, which the comparison frame lacks" + did_you_mean(var, cols)
