@@ -88,6 +88,7 @@ def test_formula_syntax_problems():
 
     assert formula_syntax_problem("rating ~ rater_type * emotion + (1|image_id)") is None
     assert formula_syntax_problem("rating ~ x + (1 + x|rater_id) + I(x^2) - 1") is None
+    assert formula_syntax_problem("rating ~ x + (1 + x || rater_id) + a:b + a %in% b") is None
     assert "'~'" in formula_syntax_problem("rating + emotion")
     assert "unbalanced" in formula_syntax_problem("rating ~ x + (1|image_id")
     assert "missing its term" in formula_syntax_problem("rating ~ x + + (1|image_id)")

@@ -45,7 +45,8 @@ def formula_syntax_problem(formula: str) -> str | None:
             return "unbalanced ')'"
     if depth:
         return "unbalanced '(' (missing ')')"
-    if re.search(r"[+*:/|~-]\s*$", formula) or re.search(r"[+*:/|]\s*[+*:/|)]", formula):
+    f = formula.replace("||", "|")  # lme4's uncorrelated random effects (1 + x || g)
+    if re.search(r"[+*:/|~-]\s*$", f) or re.search(r"[+*:/|]\s*[+*:/|)]", f):
         return "an operator is missing its term"
     return None
 
