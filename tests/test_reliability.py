@@ -156,3 +156,21 @@ def test_kind_human_trials_by_emotion_and_icc_skipped_with_warning():
     assert any("ICC skipped" in w for w in res.warnings)  # raw trials are incomplete: no complete image
     with pytest.raises(EmoalignError):
         run(ReliabilityOptions(id="r", dimension="valence", method="icc", icc_missing="raise"), study)
+
+
+def test_kind_nominal_alpha_of_human_label_choices():
+    rng = np.random.default_rng(4)
+    labels = np.array(["happy", "sad", "fear"])
+    truth = rng.integers(0, 3, 6)
+    rows = [{"rater_id": f"h{r}", "image_id": f"t{i}", "emotion_choice":
+             labels[truth[i]] if rng.random() < 0.7 else labels[rng.integers(0, 3)]}
+            for r in range(7) for i in range(6) if rng.random() < 0.8]
+    humans = pd.DataFrame(rows)
+    study = _study_from_judges(SF, humans)
+    t = run(ReliabilityOptions(id="r", dimension="emotion_choice", level="nominal", bootstrap=50), study).table
+    mat = humans.pivot(index="rater_id", columns="image_id", values="emotion_choice")
+    codes = mat.apply(lambda c: c.map({"fear": 0.0, "happy": 1.0, "sad": 2.0})).to_numpy(dtype=float)
+    ref = krippendorff.alpha(codes, level_of_measurement="nominal")
+    assert t["estimate"].item() == pytest.approx(ref, abs=1e-12)
+    with pytest.raises(EmoalignError, match="level: nominal"):
+        run(ReliabilityOptions(id="r", dimension="emotion_choice", level="ordinal", bootstrap=0), study)

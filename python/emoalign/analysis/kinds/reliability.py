@@ -1,6 +1,7 @@
 """Kind ``reliability``: Krippendorff's alpha with a bootstrap CI over units, and the six ICC forms.
 
 For ``raters: human`` the data are the raw human trials (coders = ``rater_id``, units = images);
+a label column (e.g. humans' chosen ``emotion``) works with ``level: nominal``;
 for any other rater set the data are the comparison frame with the human image mean as one more
 rater (coders = rater names, units = images). ``by`` computes it per subgroup (e.g. per emotion).
 
@@ -221,7 +222,13 @@ def run(opts: ReliabilityOptions, study: Study, r=None) -> KindResult:
         for key, g in _groups(df, opts.by):
             base = {"raters": label, "dimension": dim, **key}
             if opts.method in ("krippendorff", "both"):
-                res = alpha_bootstrap(g["image_id"].to_numpy(), g["rating"].to_numpy(), opts.level,
+                values = g["rating"]
+                if not pd.api.types.is_numeric_dtype(values):  # categorical choices, e.g. humans' emotion labels
+                    if opts.level != "nominal":
+                        raise EmoalignError(f"dimension {dim!r} holds labels, not numbers: use level: nominal")
+                    codes, _ = pd.factorize(values.astype("string"))
+                    values = pd.Series(np.where(codes < 0, np.nan, codes), index=values.index)
+                res = alpha_bootstrap(g["image_id"].to_numpy(), values.to_numpy(dtype=float), opts.level,
                                       opts.bootstrap, opts.seed, opts.ci_level)
                 if not np.isfinite(res["estimate"]):
                     warnings.append(f"{dim} {key or ''}: alpha undefined (fewer than 2 values per image or one value)")
