@@ -12,6 +12,16 @@ cached prefixes by token ids alone, and an image's placeholder tokens are the sa
 image, so a state shared across images would silently answer about the previous image; states are
 therefore keyed by ``image_key`` *and* a hash of the pixels, and dropped on ``release``.
 
+Fidelity to transformers (tested on tiny random checkpoints of both architectures): the
+next-token logits after the prompt agree to ~3e-5. Two mlx-vlm 0.7 behaviours are kept as they are,
+since mlx-vlm is the engine the paper ran: Gemma3 image tokens attend causally (transformers lets
+them attend to each other when given ``token_type_ids``), and Mllama drops the cross-attention mask
+after the prefill, so generated tokens also attend to the zero-padded tiles of an image smaller than
+``max_image_tiles`` tiles; greedy texts beyond the first token can therefore differ from the
+``hf`` backend. Two mlx-vlm defects that would change results are corrected here: an untied
+``lm_head`` overwritten by the embeddings (Gemma3 ``sanitize``), and Mllama prefix reuse, which
+otherwise loses the image.
+
 Reference: Blaizzy, mlx-vlm (https://github.com/Blaizzy/mlx-vlm), 0.7.x ``generate``/``PromptCacheState``.
 """
 
