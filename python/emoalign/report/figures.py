@@ -156,9 +156,10 @@ def bland_altman(points: pd.DataFrame, ag: pd.DataFrame | None = None):
 
 def variance_shares(df: pd.DataFrame):
     """Share of rating variance per component (rater, image, residual) per dimension."""
-    d = df[df["metric"] == "share"].dropna(subset=["group"])
+    d = df[df["metric"] == "share"].dropna(subset=["group"]).copy()
     if d.empty:
         return None, (0, 0)
+    d["dimension"] = pd.Categorical(d["dimension"], categories=dim_order(d["dimension"]))
     from plotnine import geom_col
     p = (ggplot(d, aes("dimension", "estimate", fill="group")) + geom_col()
          + labs(x="", y="share of variance", fill="component") + BASE + theme(figure_size=(6, 3)))

@@ -55,6 +55,29 @@ class RenderResult:
     warnings: list[str] = field(default_factory=list)
 
 
+_DATA_URI = re.compile(r"\]\(data:image/(png|svg\+xml);base64,([A-Za-z0-9+/=\s]+)\)")
+
+
+def externalize_images(markdown: str, folder: Path) -> str:
+    """Write data-URI images of ``markdown`` to ``folder`` and link them by relative path instead.
+
+    Pandoc's markdown reader is slow on megabyte-long inline URIs (~10 s for the paper-size report);
+    from files, ``--embed-resources`` re-embeds them in the HTML and Typst reads them directly.
+    """
+    import base64
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def repl(m):
+        raw = base64.b64decode(re.sub(r"\s", "", m.group(2)))
+        name = f"{hashlib.sha1(raw).hexdigest()[:16]}.{'png' if m.group(1) == 'png' else 'svg'}"
+        (folder / name).write_bytes(raw)
+        return f"]({folder.name}/{name})"
+
+    return _DATA_URI.sub(repl, markdown)
+
+
 def pandoc_path() -> str:
     """The pandoc binary shipped by pypandoc-binary (else one on PATH)."""
     try:
@@ -107,9 +130,19 @@ def execute_notebook(nb, cwd: Path, *, timeout: int = 900, progress: bool = True
         bar.update(1)
 
     try:
-        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                         resources={"metadata": {"path": str(cwd)}}, on_cell_executed=on_cell_executed)
-        client.execute(env=kernel_env())
+        from jupyter_client.manager import KernelManager
+
+        with tempfile.TemporaryDirectory(prefix="emoalign-kernel-") as rt:
+            # IPC (unix sockets in a private folder) rather than TCP on loopback: no open port, no
+            # dependence on a loopback interface, and no "running over TCP" warning
+            km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(rt) / "k"))
+            client = nbclient.NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                             resources={"metadata": {"path": str(cwd)}}, on_cell_executed=on_cell_executed)
+            try:
+                client.execute(env=kernel_env())
+            finally:  # nbclient leaves a kernel it did not create running
+                if km.has_kernel:
+                    km.shutdown_kernel(now=True)
     except Exception as exc:  # kernel died / timed out
         raise EmoalignError(f"executing the report notebook failed: {exc}",
                             hint="check that ipykernel is installed in this environment") from exc
@@ -139,9 +172,10 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
     with tempfile.TemporaryDirectory(prefix="emoalign-report-") as tmp:
         tmp = Path(tmp)
         md_html = tmp / "report-html.md"
-        md_html.write_text(assemble_markdown(doc, nb, target="html"))
+        md_text = assemble_markdown(doc, nb, target="html")
         if keep_markdown:
-            shutil.copyfile(md_html, keep_markdown)
+            Path(keep_markdown).write_text(md_text)
+        md_html.write_text(externalize_images(md_text, tmp / "img"))
         if html:
             out_html = Path(html).resolve()
             out_html.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +191,7 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
             out_pdf = Path(pdf).resolve()
             out_pdf.parent.mkdir(parents=True, exist_ok=True)
             md_pdf = tmp / "report-typst.md"
-            md_pdf.write_text(assemble_markdown(doc, nb, target="typst"))
+            md_pdf.write_text(externalize_images(assemble_markdown(doc, nb, target="typst"), tmp / "img"))
             typ = tmp / "report.typ"
             _run([pandoc, str(md_pdf), "-f", "markdown", "-t", "typst", "--standalone", "--extract-media", "media",
                   *pandoc_args(doc, "typst"), "-o", str(typ)], "pandoc (Typst)", cwd=tmp)
