@@ -125,6 +125,9 @@ class HFBackend:
                 return [self._reference(a) for a in asks]
             encoded = [self._encode(a) for a in asks]
             self._ensure_prefixes(asks, encoded)
+            plens = {self._prefixes[a.image_key].ids.shape[0] for a in asks}
+            if len(asks) > 1 and len(plens) == 1 and len({a.max_new_tokens for a in asks}) == 1:
+                return self._fast_batch(asks, encoded)
             return [self._fast(a, enc) for a, enc in zip(asks, encoded)]
 
     def release(self, image_key: str) -> None:
@@ -283,6 +286,87 @@ class HFBackend:
         info.update(path="fast", new_tokens=len(new), token_ids=new, batch_size=self.last_batch_size,
                     single_token=len([t for t in new if t not in self.eos_ids]) == 1)
         return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
+
+
+    def _stack_caches(self, caches):
+        """One batched cache from per-image caches of equal length (concatenated along the batch axis)."""
+        import torch
+
+        out = copy.deepcopy(caches[0])
+        for j, layer in enumerate(out.layers):
+            if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
+                continue
+            layer.keys = torch.cat([c.layers[j].keys for c in caches], dim=0)
+            layer.values = torch.cat([c.layers[j].values for c in caches], dim=0)
+        return out
+
+    def _fast_batch(self, asks: Sequence[Ask], encs: list[dict]) -> list[Answer]:
+        """The fast path for several images at once: their cached prefixes stacked into one batched cache,
+        the steps' own tokens left-padded *between* prefix and step (masked out, with explicit position
+        ids so every image sees exactly the positions of its batch-1 run), then batched greedy decoding."""
+        import torch
+
+        B = len(asks)
+        plen = self._prefixes[asks[0].image_key].ids.shape[0]
+        sufs = [enc["input_ids"][0, plen:] for enc in encs]
+        L = max(len(x) for x in sufs)
+        dev = self.device
+        pad = self.pad_id if self.pad_id is not None else 0
+        ids = torch.full((B, L), pad, dtype=torch.long, device=dev)
+        attn = torch.zeros((B, plen + L), dtype=torch.long, device=dev)
+        attn[:, :plen] = 1
+        pos = torch.full((B, L), plen, dtype=torch.long, device=dev)
+        cams = []
+        for i, (suf, enc) in enumerate(zip(sufs, encs)):
+            n = len(suf)
+            ids[i, L - n:] = suf
+            attn[i, plen + L - n:] = 1
+            pos[i, L - n:] = torch.arange(plen, plen + n, device=dev)
+            cam = enc.get("cross_attention_mask")
+            if cam is not None:
+                c = torch.zeros((1, L) + tuple(cam.shape[2:]), dtype=cam.dtype, device=dev)
+                c[:, L - n:] = cam[:, plen:]
+                cams.append(c)
+        kw = {"cross_attention_mask": torch.cat(cams, 0)} if cams else {}
+        last_cam = torch.cat([enc["cross_attention_mask"][:, -1:] for enc in encs], 0) if cams else None
+        cache = self._stack_caches([copy.deepcopy(self._prefixes[a.image_key].cache) for a in asks])
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True,
+                         logits_to_keep=1, **kw)
+        logits = out.logits[:, -1]
+        next_pos = pos[:, -1:] + 1
+        max_new = asks[0].max_new_tokens
+        new: list[list[int]] = [[] for _ in range(B)]
+        masses: list[list] = [[] for _ in range(B)]
+        done = [False] * B
+        for step in range(max_new):
+            toks = torch.argmax(logits, dim=-1)
+            for i in range(B):
+                if done[i]:
+                    continue
+                if asks[i].candidates:
+                    masses[i].append(self._step_masses(logits[i], asks[i].candidates))
+                t = int(toks[i])
+                new[i].append(t)
+                if t in self.eos_ids:
+                    done[i] = True
+            if all(done) or step == max_new - 1:
+                break
+            feed = torch.tensor([[pad if done[i] else new[i][-1]] for i in range(B)], device=dev)
+            attn = torch.cat([attn, torch.ones((B, 1), dtype=torch.long, device=dev)], dim=1)
+            if last_cam is not None:
+                kw["cross_attention_mask"] = last_cam
+            out = self.model(input_ids=feed, attention_mask=attn, position_ids=next_pos, past_key_values=cache,
+                             use_cache=True, logits_to_keep=1, **kw)
+            logits = out.logits[:, -1]
+            next_pos = next_pos + 1
+        answers = []
+        for i, a in enumerate(asks):
+            probs, mass, info = self._candidate_probs(a.candidates, masses[i], new[i])
+            info.update(path="fast", new_tokens=len(new[i]), token_ids=new[i], batch_size=B,
+                        single_token=len([t for t in new[i] if t not in self.eos_ids]) == 1)
+            answers.append(Answer(text=self._decode(new[i]), probs=probs, candidate_mass=mass, info=info))
+        self.last_batch_size = B
+        return answers
 
 
 def _dir_digest(path: str) -> str:
