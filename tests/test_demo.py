@@ -57,7 +57,7 @@ def test_demo_report_content(demo):
     res, _ = demo
     scan = scan_html(res.html)
     for i in ("tbl-classification", "tbl-emotion-accuracy", "fig-confusion", "tbl-valence", "tbl-arousal",
-              "tbl-valence-bias", "tbl-arousal-bias", "tbl-response-variance", "tbl-human-ceiling", "tbl-variance",
+              "tbl-valence-bias", "tbl-arousal-bias", "tbl-response-variance-valence", "tbl-response-variance-arousal", "tbl-human-ceiling", "tbl-variance",
               "fig-strength-inversion", "fig-demographic-bias", "fig-bland-altman", "tbl-mcnemar", "tbl-raters",
               "tbl-race-emotion-accuracy", "tbl-design-cells"):
         assert i in scan.ids, i

@@ -153,7 +153,7 @@ def test_assemble_honours_cell_options():
 # --- full render -------------------------------------------------------------------------------
 EXPECTED_TABLES = ["tbl-design", "tbl-design-cells", "tbl-raters", "tbl-human-ceiling", "tbl-variance", "tbl-classification",
                    "tbl-emotion-accuracy", "tbl-valence", "tbl-valence-bias", "tbl-arousal", "tbl-arousal-bias",
-                   "tbl-response-variance", "tbl-demographic-lmm", "tbl-provenance", "tbl-analyses",
+                   "tbl-response-variance-valence", "tbl-response-variance-arousal", "tbl-demographic-lmm", "tbl-provenance", "tbl-analyses",
                    "tbl-machine-icc", "tbl-vlm-calibration"]
 EXPECTED_FIGURES = ["fig-variance", "fig-confusion", "fig-strength-inversion", "fig-bland-altman", "fig-demographic-bias",
                     "fig-machine-icc", "fig-vlm-calibration"]

@@ -182,7 +182,7 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
             css = tmp / "report.css"
             css.write_text(CSS)
             part = out_html.with_name(f".{out_html.name}.part")
-            _run([pandoc, str(md_html), "-f", "markdown", "-t", "html5", "--standalone", "--embed-resources",
+            _run([pandoc, str(md_html), "-f", "markdown", "-t", "html5", "--standalone", "--columns=100000", "--embed-resources",
                   "--section-divs", "--css", str(css), *pandoc_args(doc, "html"), "-o", str(part)], "pandoc (HTML)", cwd=tmp)
             os.replace(part, out_html)
         if pdf:
@@ -193,7 +193,7 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
             md_pdf = tmp / "report-typst.md"
             md_pdf.write_text(externalize_images(assemble_markdown(doc, nb, target="typst"), tmp / "img"))
             typ = tmp / "report.typ"
-            _run([pandoc, str(md_pdf), "-f", "markdown", "-t", "typst", "--standalone", "--extract-media", "media",
+            _run([pandoc, str(md_pdf), "-f", "markdown", "-t", "typst", "--standalone", "--columns=100000", "--extract-media", "media",
                   *pandoc_args(doc, "typst"), "-o", str(typ)], "pandoc (Typst)", cwd=tmp)
             part = out_pdf.with_name(f".{out_pdf.name}.part")
             try:

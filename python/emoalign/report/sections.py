@@ -180,10 +180,17 @@ def response_variance(R: Results) -> str:
     miss = _need(R, "response_diversity")
     if miss:
         return miss
-    return T.md_table(T.response_variance(R.table("response_diversity")),
-                      "Response variance by emotion (paper Table 7): SD of ratings within each emotion category (V = valence, "
-                      "A = arousal; machine raters: number of unique values in parentheses; human SD over raw trials).",
-                      "tbl-response-variance")
+    df = R.table("response_diversity")
+    dims = F.dim_order(df["dimension"]) if "dimension" in df.columns else [None]
+    md = ""
+    for dim in dims:  # one table per dimension keeps the PDF readable
+        d = df[df["dimension"] == dim] if dim else df
+        name = dim or "rating"
+        md += T.md_table(T.response_variance(d),
+                         f"Response variance by emotion, {name} (paper Table 7): SD of {name} ratings within each emotion "
+                         "category (machine raters: number of unique values in parentheses; human SD over raw trials).",
+                         f"tbl-response-variance-{slug(name)}")
+    return md
 
 
 # --- demographics ----------------------------------------------------------------------------
