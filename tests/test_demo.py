@@ -85,3 +85,31 @@ def test_demo_cli_help():
 
     r = CliRunner().invoke(cli, ["demo", "--help"])
     assert r.exit_code == 0 and "--profile" in r.output and "minixception" in r.output
+
+
+def test_added_analysis_renders_generically(demo, tmp_path):
+    """An analysis added to the YAML appears in the report with no edit to the .qmd."""
+    import shutil
+
+    import yaml
+
+    from emoalign.analysis.engine import run_spec
+    from emoalign.report.render import render_report
+
+    res, _ = demo
+    spec = yaml.safe_load(res.spec.read_text())
+    spec["analyses"].append({"id": "vlm_valence_by_race", "title": "VLM valence agreement by race", "kind": "agreement",
+                             "raters": ["vlm"], "dimension": "valence", "by": ["race"]})
+    spec_path = res.study / "extended.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    results = tmp_path / "results"
+    shutil.copytree(res.results, results)
+    run_spec(spec_path, results, data_dir=res.study, only=["vlm_valence_by_race"])
+    rr = render_report(results, tmp_path / "r.html", None, engine="offline", progress=False)
+    scan = scan_html(rr.html)
+    for i in ("sec-vlm-valence-by-race", "tbl-vlm-valence-by-race", "fig-vlm-valence-by-race", "tbl-classification"):
+        assert i in scan.ids, i
+    assert any("VLM valence agreement by race" in c for c in scan.captions)
+    html = rr.html.read_text()
+    assert "Korean" in html and "pearson_r" in html
+    decode_images(scan.imgs)
