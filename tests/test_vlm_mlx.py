@@ -217,3 +217,29 @@ def test_user_errors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(EmoalignError, match="cannot load model"):
         MLXBackend(str(tmp_path))
+
+
+def test_infer_cli_with_mlx_backend(mlx_dirs, images, tmp_path):
+    """`emoalign infer --rater mlx:DIR` end to end: the contract table with probabilities and mlx provenance."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from emoalign.cli.infer import infer
+
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i, im in enumerate(images[:2]):
+        im.save(tmp_path / "img" / f"{i}.png")
+        rows.append(dict(image_id=f"im{i}", path=f"img/{i}.png"))
+    pd.DataFrame(rows).to_parquet(tmp_path / "stimuli.parquet")
+    res = CliRunner().invoke(infer, ["--rater", f"mlx:{mlx_dirs['mllama'][1]}", "--name", "tiny", "--labels",
+                                     ",".join(LABELS), "--stimuli", str(tmp_path / "stimuli.parquet"),
+                                     "--out", str(tmp_path / "runs"), "--batch-size", "2", "--max-new-tokens", "4",
+                                     "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "runs" / "tiny" / "ratings.parquet")
+    assert sorted(df["image_id"]) == ["im0", "im1"] and df["error"].isna().all()
+    assert (df["backend"] == "mlx").all() and (df["dtype"] == "float32").all()
+    p = df[[f"p_valence_{k}" for k in DIGITS]].to_numpy(float)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(df["valence_expected"], p @ np.arange(1, 10), atol=1e-9)

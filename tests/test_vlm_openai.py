@@ -353,3 +353,58 @@ def test_real_mlx_vlm_server(mlx_server):
     r = httpx.post(f"{url}/chat/completions", json=body, timeout=60).json()
     for pos in r["choices"][0]["logprobs"]["content"]:
         assert pos["logprob"] == pytest.approx(max(t["logprob"] for t in pos["top_logprobs"]), abs=1e-6)
+
+
+def _chat(text, tokens):
+    """A completion whose logprobs hold ``tokens``: a list of (chosen, [(alt, p), ...])."""
+    content = [{"token": tok, "logprob": math.log(alts[0][1]),
+                "top_logprobs": [{"token": a, "logprob": math.log(p)} for a, p in alts]} for tok, alts in tokens]
+    return {"model": "stub", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": content},
+                                          "message": {"role": "assistant", "content": text}}]}
+
+
+def test_infer_cli_with_openai_backend(tmp_path, monkeypatch):
+    """`emoalign infer --rater openai:NAME --base-url URL` end to end against a loopback server that answers
+    the paper's three steps: carried context reaches the server, probabilities land in the table."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from emoalign.cli.infer import infer
+
+    def answer(headers, body):
+        text = body["messages"][0]["content"][1]["text"]
+        if "How intense" in text:
+            return _chat("3", [("3", [("3", 0.5), ("4", 0.25), ("10", 0.25)])])
+        if "How pleasant" in text:
+            return _chat("Valence: 8", [("Val", [("Val", 0.9)]), ("ence", [("ence", 0.9)]), (":", [(":", 0.9)]),
+                                        (" 8", [(" 8", 0.6), (" 7", 0.2), (" 9", 0.2)])])
+        return _chat("Sad.", [("Sad", [("Sad", 0.7), ("Happy", 0.2), ("S", 0.1)]), (".", [(".", 1.0)])])
+
+    (tmp_path / "img").mkdir()
+    for i in range(2):
+        _image(i, 16).save(tmp_path / "img" / f"{i}.png")
+    pd.DataFrame([dict(image_id=f"im{i}", path=f"img/{i}.png") for i in range(2)]).to_parquet(tmp_path / "s.parquet")
+    monkeypatch.setenv("EMOALIGN_CLI_KEY", SECRET)
+    with Stub([(200, answer)]) as s:
+        res = CliRunner().invoke(infer, ["--rater", "openai:stub-vlm", "--base-url", s.url, "--api-key-env",
+                                         "EMOALIGN_CLI_KEY", "--name", "served", "--stimuli", str(tmp_path / "s.parquet"),
+                                         "--out", str(tmp_path / "runs"), "--batch-size", "2", "--no-progress"],
+                                 catch_exceptions=False)
+        bodies = [b for _, b in s.requests]
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "runs" / "served" / "ratings.parquet").set_index("image_id")
+    assert len(bodies) == 6 and all(b["model"] == "stub-vlm" for b in bodies)
+    texts = [b["messages"][0]["content"][1]["text"] for b in bodies]
+    assert sum("You identified this face as sad." in t for t in texts) == 2          # step 1 carried into step 2
+    assert sum("with pleasantness 8 out of 9" in t for t in texts) == 2               # ... and 1, 2 into step 3
+    assert (df["emotion"] == "sad").all() and (df["valence"] == 8).all() and (df["arousal"] == 3).all()
+    assert (df["backend"] == "openai").all()
+    # the default labels have no "surprise", so "S" (0.1) also starts only "sad": (0.7 + 0.1) / (0.7 + 0.1 + 0.2);
+    # valence 8/7/9 = .6/.2/.2; arousal 3/4 = .5/.25 ("10" does not start "1")
+    assert df["p_emotion_sad"].iloc[0] == pytest.approx(0.8, abs=1e-12)
+    assert df["p_emotion_happy"].iloc[0] == pytest.approx(0.2, abs=1e-12)
+    assert df["valence_expected"].iloc[0] == pytest.approx(8.0, abs=1e-12)
+    assert df["arousal_expected"].iloc[0] == pytest.approx((3 * 0.5 + 4 * 0.25) / 0.75, abs=1e-12)
+    for f in (tmp_path / "runs").rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f                           # the key is never written
