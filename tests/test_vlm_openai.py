@@ -408,3 +408,28 @@ def test_infer_cli_with_openai_backend(tmp_path, monkeypatch):
     for f in (tmp_path / "runs").rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f                           # the key is never written
+
+
+def test_image_encoded_once_per_image_and_userinfo_hidden(monkeypatch):
+    import emoalign.raters.vlm.openai_backend as ob
+
+    calls = []
+    real = ob.image_data_url
+    monkeypatch.setattr(ob, "image_data_url", lambda im: calls.append(1) or real(im))
+    with Stub([(200, _completion())]) as s:
+        url = s.url.replace("http://", "http://user:pa55word@")
+        be = _backend(url, concurrency=1)
+        a, b = _image(1), _image(2)
+        be.ask([Ask("k", a, "step 1")])
+        be.ask([Ask("k", a, "step 2")])
+        assert len(calls) == 1                                   # same image: encoded once
+        be.ask([Ask("k", b, "other pixels, same key")])
+        assert len(calls) == 2
+        be.release("k")
+        be.ask([Ask("k", b, "after release")])
+        assert len(calls) == 3
+        urls = [bb["messages"][0]["content"][0]["image_url"]["url"] for _, bb in s.requests]
+        assert urls[0] == urls[1] != urls[2]
+        be.close()
+    for text in (repr(be), json.dumps(be.provenance())):
+        assert "pa55word" not in text and "127.0.0.1" in text

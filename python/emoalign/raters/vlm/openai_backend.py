@@ -121,6 +121,7 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._server_model: str | None = None
+        self._urls: dict[str, tuple[str, str]] = {}   # image_key -> (pixel hash, data URL) until release
         headers = {"Content-Type": "application/json"}
         if self._key.get():
             headers["Authorization"] = f"Bearer {self._key.get()}"
@@ -130,7 +131,7 @@ class OpenAIBackend:
         self.requests_sent = 0          # attempts, including retries (for tests and the run summary)
 
     def __repr__(self) -> str:
-        return (f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, "
+        return (f"OpenAIBackend(model={self.model!r}, base_url={_public_url(self.base_url)!r}, "
                 f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})")
 
     # -- interface -------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class OpenAIBackend:
         from emoalign import __version__ as emoalign_version
 
         return {"model_id": self.model, "model_revision": self._server_model, "dtype": None,
-                "quantization": None, "backend": self.name, "base_url": self.base_url,
+                "quantization": None, "backend": self.name, "base_url": _public_url(self.base_url),
                 "logprobs": self._logprobs_ok, "top_logprobs": self.top_logprobs,
                 "versions": {"httpx": httpx.__version__, "emoalign": emoalign_version}}
 
@@ -153,7 +154,24 @@ class OpenAIBackend:
         return list(self._pool.map(self._ask_one, asks))
 
     def release(self, image_key: str) -> None:
-        """Nothing is cached client-side (server-side prefix caches are the server's business)."""
+        """Forget the image's encoded data URL (server-side prefix caches are the server's business)."""
+        with self._lock:
+            self._urls.pop(image_key, None)
+
+    def _data_url(self, ask: Ask) -> str:
+        """The PNG data URL of the ask's image, encoded once per image (identical bytes every step,
+        which also lets servers with image-aware prefix caching, e.g. vLLM, hit their cache)."""
+        from emoalign.raters.vlm.mlx_backend import image_hash
+
+        digest = image_hash(ask.image)
+        with self._lock:
+            hit = self._urls.get(ask.image_key)
+        if hit is not None and hit[0] == digest:
+            return hit[1]
+        url = image_data_url(ask.image)
+        with self._lock:
+            self._urls[ask.image_key] = (digest, url)
+        return url
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -169,7 +187,7 @@ class OpenAIBackend:
     def _payload(self, ask: Ask, with_logprobs: bool) -> dict:
         body = {"model": self.model,
                 "messages": [{"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": image_data_url(ask.image)}},
+                    {"type": "image_url", "image_url": {"url": self._data_url(ask)}},
                     {"type": "text", "text": ask.prompt}]}],
                 "temperature": 0, self.max_tokens_field: int(ask.max_new_tokens), "stream": False}
         if self.seed is not None:
@@ -196,6 +214,7 @@ class OpenAIBackend:
         import httpx
 
         url = f"{self.base_url}/chat/completions"
+        shown = f"{_public_url(self.base_url)}/chat/completions"
         last_err = ""
         for attempt in range(self.max_retries + 1):
             with self._lock:
@@ -221,7 +240,7 @@ class OpenAIBackend:
                 delay = max(delay, min(retry_after, self.backoff_max))
             time.sleep(delay)
         raise EmoalignError(self._key.scrub(
-            f"openai backend: {url} failed after {self.max_retries + 1} attempts; last error: {last_err}"),
+            f"openai backend: {shown} failed after {self.max_retries + 1} attempts; last error: {last_err}"),
             hint="check that the server is up and reachable, or raise max_retries/timeout")
 
     def _raise_http(self, status: int, data: object) -> None:
@@ -233,7 +252,7 @@ class OpenAIBackend:
                  403: f"the key in {self.api_key_env} has no access to model {self.model!r}",
                  404: f"check base_url (the API root, usually ending in /v1) and the model name {self.model!r}",
                  413: "the image is too large for the server; downscale the stimuli"}
-        raise EmoalignError(f"openai backend: {self.base_url}/chat/completions returned HTTP {status}: {text}",
+        raise EmoalignError(f"openai backend: {_public_url(self.base_url)}/chat/completions returned HTTP {status}: {text}",
                             hint=hints.get(status, "fix the request options (model, max tokens, extra_body)"))
 
     def _answer(self, ask: Ask, data: object, asked_logprobs: bool) -> Answer:
@@ -244,7 +263,7 @@ class OpenAIBackend:
             if isinstance(text, list):          # some servers return content parts
                 text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
         except (KeyError, IndexError, TypeError) as exc:
-            raise EmoalignError(f"openai backend: unexpected response shape from {self.base_url} "
+            raise EmoalignError(f"openai backend: unexpected response shape from {_public_url(self.base_url)} "
                                 f"({type(exc).__name__}: {exc}); got {self._key.scrub(str(data))[:300]}")
         if isinstance(data, dict) and data.get("model") and self._server_model is None:
             self._server_model = str(data["model"])
@@ -269,6 +288,17 @@ class OpenAIBackend:
             with self._lock:
                 self._logprobs_ok = False      # server ignored the field
         return Answer(text=text, probs=probs, candidate_mass=mass, info=info)
+
+
+def _public_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (for repr, provenance and messages)."""
+    import httpx
+
+    try:
+        u = httpx.URL(url)
+    except Exception:  # pragma: no cover - validated in __init__
+        return url
+    return str(u.copy_with(username=None, password=None)) if u.userinfo else url
 
 
 def _retry_after(value: str | None) -> float | None:
