@@ -52,14 +52,20 @@ def test_fast_path_equals_reference(backends, images):
 
 
 def test_token_ids_identical_per_ask(backends, images):
-    prompt = PromptSet().render("valence", emotion="sad")
-    asks = [Ask(f"k{i}", im, prompt, DIGITS, max_new_tokens=4) for i, im in enumerate(images)]
+    """Batched fast asks with prompts of different lengths (padding between prefix and step) give the
+    reference's token ids and probabilities."""
+    carried = ["sad", "very sad indeed, or fear", "x", "neutral or maybe happy, hard to say"]
+    prompts = [PromptSet().render("valence", emotion=c) for c in carried]
+    asks = [Ask(f"k{i}", im, p, DIGITS, max_new_tokens=4) for i, (im, p) in enumerate(zip(images, prompts))]
     ref = backends["reference"].ask(asks)
     fast = backends["fast"].ask(asks)
     for a in asks:
         backends["fast"].release(a.image_key)
+    assert len({len(p) for p in prompts}) == len(prompts)
     assert [a.info["token_ids"] for a in ref] == [a.info["token_ids"] for a in fast]
-    assert all(a.info["path"] == "fast" for a in fast)
+    assert all(a.info["path"] == "fast" and a.info["batch_size"] == len(asks) for a in fast)
+    for r, f in zip(ref, fast):
+        assert max(abs(r.probs[k] - f.probs[k]) for k in DIGITS) < 1e-4
 
 
 def test_batch_size_does_not_change_answers(model_dir, images):
