@@ -141,6 +141,15 @@ def test_token_votes_prefix_and_three_letter_rule():
     assert token_votes("\"", LABELS) == ()
 
 
+def test_negative_scale_candidates_stay_distinct():
+    cands = tuple(str(i) for i in range(-2, 3))             # -2 .. 2
+    assert token_votes("-1", cands) == (cands.index("-1"),)
+    assert token_votes(" 1", cands) == (cands.index("1"),)
+    assert token_votes("-", cands) == (0, 1)                 # ambiguous: ignored
+    probs, mass = probs_from_top_logprobs([("-1", _lp(0.6)), ("1", _lp(0.3)), ("-", _lp(0.1))], cands)
+    assert probs["-1"] == pytest.approx(2 / 3) and probs["1"] == pytest.approx(1 / 3) and mass == pytest.approx(0.9)
+
+
 def test_probs_from_top_logprobs_values():
     probs, mass = probs_from_top_logprobs(CANNED_TOP, LABELS)
     # Anger: 0.5 + "ang" 0.05; Fear 0.2; Sadness "Sad" 0.05; "S" ambiguous and "xyz" unmatched are dropped.

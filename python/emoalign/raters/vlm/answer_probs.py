@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Sequence
 
-_STRIP = " \t\r\n\u2581\u0120\u010a\"'`*_:;,.!?()[]{}<>|=#-"
+_STRIP = " \t\r\n\u2581\u0120\u010a\"'`*_:;,.!?()[]{}<>|=#"   # not "-": scales may be negative
 THINK_CLOSERS = ("</think>", "</thinking>", "</reasoning>", "<|end_of_thought|>")
 
 
