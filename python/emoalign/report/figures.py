@@ -178,8 +178,13 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40):
     if d.empty:
         return None, (0, 0)
     panel = "metric" if "metric" in d.columns and d["metric"].notna().any() else "term" if "term" in d.columns else None
-    groups = [c for c in d.columns if c not in ("analysis_id", panel, "metric", "term", "effect") and is_text(d[c])
-              and d[c].nunique() > 1]
+    # label rows by the text columns that vary *within* a panel (a column fixed per metric, e.g. an
+    # ICC's form, would only add empty rows to the other panels)
+    cand = [c for c in d.columns if c not in ("analysis_id", panel, "metric", "term", "effect") and is_text(d[c])]
+    if panel is not None:
+        groups = [c for c in cand if d.groupby(panel, dropna=False)[c].nunique(dropna=False).max() > 1]
+    else:
+        groups = [c for c in cand if d[c].nunique(dropna=False) > 1]
     d["label"] = d[groups].astype(str).agg(" · ".join, axis=1) if groups else d.get(panel, pd.Series("estimate", index=d.index)).astype(str)
     if panel is not None and d.groupby(panel).ngroups > 1 and groups:
         d = d.groupby(panel, sort=False).head(max_rows // max(1, min(4, d[panel].nunique())))
@@ -201,7 +206,7 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40):
     n_panels = 1
     if panel is not None and groups and d[panel].nunique() > 1:
         n_panels = d[panel].nunique()
-        p = p + facet_wrap(panel, scales="free_x", ncol=min(n_panels, 2))
+        p = p + facet_wrap(panel, scales="free", ncol=min(n_panels, 2))
     n_labels = d["label"].nunique()
     return p, (8, min(14, 1.2 + 0.25 * n_labels * (1 + (n_panels > 2))))
 
