@@ -52,12 +52,21 @@ class RBridge:
     """The embedded R session. Use :func:`get_r` rather than constructing one."""
 
     def __init__(self) -> None:
+        # rpy2 prepends R's and the system's library folders to LD_LIBRARY_PATH when R starts. That is
+        # too late to matter for this process, but every Python subprocess started afterwards (report
+        # kernel, inference runs) would then load the system libpython instead of its own and fail.
+        ld_before = os.environ.get("LD_LIBRARY_PATH")
         try:
             import rpy2.rinterface_lib.callbacks as callbacks
             import rpy2.robjects as ro
         except Exception as exc:  # ImportError, or R shared library not found
             raise EmoalignError(f"R is not available through rpy2: {exc}",
                                 hint="install R (>= 4.2) with lme4 and lmerTest, then `pip install rpy2==3.5.17`") from exc
+        finally:
+            if ld_before is None:
+                os.environ.pop("LD_LIBRARY_PATH", None)
+            else:
+                os.environ["LD_LIBRARY_PATH"] = ld_before
         self._ro = ro
         # keep R console output off stderr; anything that still escapes emoalign_call lands here
         self.console: deque[str] = deque(maxlen=500)

@@ -99,21 +99,10 @@ def _run(cmd: list[str], what: str, cwd=None) -> None:
 
 
 def kernel_env() -> dict:
-    """The environment for the report kernel: ours, minus the LD_LIBRARY_PATH entries that rpy2 adds
-    when R starts in this process (R's lib dir and system lib dirs put first); with them, a Python
-    linked against its own libpython can load the system's libpython instead and fail to import."""
+    """The environment for the report kernel: ours, with a non-interactive matplotlib backend.
+
+    (The R bridge restores LD_LIBRARY_PATH after R starts, so a kernel started after R is safe.)"""
     env = dict(os.environ)
-    ld = env.get("LD_LIBRARY_PATH")
-    if ld:
-        r_home = env.get("R_HOME", "")
-        keep = [p for p in ld.split(":") if p and not (
-            (r_home and p.startswith(r_home)) or "/jvm/" in p
-            or p.rstrip("/") in ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
-            or re.fullmatch(r"/(usr/)?lib/[a-z0-9_]+-linux-gnu[a-z0-9_]*/?", p))]
-        if keep:
-            env["LD_LIBRARY_PATH"] = ":".join(keep)
-        else:
-            env.pop("LD_LIBRARY_PATH")
     env["MPLBACKEND"] = "Agg"
     return env
 
