@@ -187,6 +187,7 @@ class MLXBackend:
         return {"model_id": self.model_id, "model_revision": self._revision(), "dtype": self._dtype(),
                 "quantization": self._quantization(), "backend": self.name,
                 "model_type": self.config.get("model_type"), "prefix_cache": self.prefix_cache,
+                "lm_head_restored": self.untied_head_restored,
                 "versions": {"mlx": _pkg_version("mlx"), "mlx-vlm": _pkg_version("mlx-vlm"),
                              "transformers": _pkg_version("transformers"), "emoalign": __version__}}
 
