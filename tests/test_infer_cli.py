@@ -109,3 +109,15 @@ def test_bad_rater_spec_is_a_user_error(tmp_path, tiny_images):
     with pytest.raises(SystemExit) as exc:
         main(["infer", "--rater", "gemma3", "--stimuli", str(stim), "--out", str(tmp_path / "r")])
     assert exc.value.code == 2
+
+
+def test_backend_errors_are_user_errors(tmp_path):
+    from emoalign.errors import EmoalignError
+    from emoalign.raters.vlm.backends import load_backend
+
+    with pytest.raises(EmoalignError, match="unknown VLM backend"):
+        load_backend("vllm", "x")
+    with pytest.raises(EmoalignError, match="base-url"):
+        load_backend("openai", "x")
+    with pytest.raises(EmoalignError, match="does not exist"):
+        load_backend("hf", str(tmp_path / "nope"))

@@ -81,6 +81,9 @@ class HFBackend:
         self.torch_dtype = getattr(torch, dtype)
         self.fast = bool(fast)
         self.revision = revision
+        if self.model_id.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(self.model_id)):
+            raise EmoalignError(f"model directory {self.model_id} does not exist",
+                                hint="pass an existing local model directory or a Hugging Face id such as google/gemma-3-4b-it")
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
         kw = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=offline)
         try:
