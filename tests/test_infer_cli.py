@@ -121,3 +121,20 @@ def test_backend_errors_are_user_errors(tmp_path):
         load_backend("openai", "x")
     with pytest.raises(EmoalignError, match="does not exist"):
         load_backend("hf", str(tmp_path / "nope"))
+
+
+def test_spec_gives_scales_and_label_set_in_paper_prompt_order(tmp_path, tiny_gemma3_dir, tiny_images):
+    stim = _stimuli(tmp_path, tiny_images[:1], corrupt=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("study:\n  scales: {valence: [0, 10], arousal: [1, 7]}\n"
+                    "  emotions: [angry, disgust, fear, happy, sad, neutral]\nanalyses: []\n")
+    res = _run(["--rater", f"hf:{tiny_gemma3_dir}", "--name", "s", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
+                "--spec", str(spec), "--max-new-tokens", "3", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    row = pd.read_parquet(tmp_path / "runs" / "s" / "ratings.parquet").iloc[0]
+    assert "Choose one from: happy, sad, angry, fear, disgust, neutral." in row["emotion_prompt"]
+    assert "Rate from 0 to 10 where 0 is very unpleasant" in row["valence_prompt"]
+    assert "Rate from 1 to 7 where 1 is very calm" in row["arousal_prompt"]
+    assert "p_valence_0" in row.index and "p_arousal_7" in row.index and "p_arousal_8" not in row.index
+    if row["valence"] is not None and not pd.isna(row["valence"]):
+        assert 0 <= row["valence"] <= 10

@@ -12,6 +12,8 @@ import click
 from emoalign.errors import EmoalignError
 
 VLM_KINDS = ("hf", "mlx", "openai")
+#: the six labels in the order of the paper's step-1 prompt (Figure 2)
+PAPER_LABELS = ("happy", "sad", "angry", "fear", "disgust", "neutral")
 
 
 def _split_rater(spec: str) -> tuple[str, str]:
@@ -97,7 +99,7 @@ def _summary_lines(ratings: Path) -> list[str]:
     return lines
 
 
-@click.command(help="Run a VLM or FER model over the stimuli into a resumable run folder.")
+@click.command()
 @click.option("--rater", "rater_spec", required=True, metavar="KIND:MODEL",
               help="hf:<hub id or dir> (transformers), mlx:<hub id or dir> (mlx-vlm), openai:<served model> "
                    "(OpenAI-compatible server), or fer:<name> (e.g. fer:minixception).")
@@ -115,11 +117,13 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image label shuffle.")
 @click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Analysis spec whose study block gives the emotion labels and scales.")
-@click.option("--labels", help="Comma-separated emotion labels in their fixed order (default: the spec's, else the paper's six).")
+@click.option("--labels", help="Comma-separated emotion labels in their fixed order (default: the spec's set, in the paper's "
+                               "prompt order when it is the paper's six).")
 @click.option("--scale", "scales", multiple=True, metavar="DIM=MIN,MAX", help="Rating scale, e.g. --scale valence=1,9 (default: the spec's, else 1-9).")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Images per batch (one part file each).")
 @click.option("--fast/--reference", default=True, show_default=True,
-              help="hf: reuse the image prefix KV cache and batch prefixes (fast) or one generate per step (reference).")
+              help="hf: reuse the image prefix KV cache and batch images (fast) or one generate per step, batch 1 "
+                   "(reference, the paper's protocol); mlx: --reference turns its prefix cache off.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="hf: weights dtype.")
 @click.option("--device", default="auto", show_default=True, help="hf/fer: cpu, cuda, cuda:N or auto.")
 @click.option("--max-new-tokens", type=int, default=32, show_default=True, help="Greedy decoding limit per step.")
@@ -152,6 +156,8 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         raise EmoalignError("--batch-size must be at least 1")
     spec_labels, spec_scales = _study_settings(spec)
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else (spec_labels or None)
+    if not labels and spec_labels and set(spec_labels) == set(PAPER_LABELS):
+        label_list = list(PAPER_LABELS)  # the paper's prompt order (Figure 2), whatever order the spec lists them in
     scale_map = {**spec_scales, **_parse_scale(scales)}
     extra = _parse_options(options)
     name = name or _default_name(kind, model)
@@ -178,6 +184,8 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         opts = dict(extra)
         if kind == "hf":
             opts.update(dtype=dtype, device=device, fast=fast)
+        elif kind == "mlx" and not fast:
+            opts.setdefault("prefix_cache", False)
         elif kind == "openai":
             opts.update(base_url=base_url, api_key_env=api_key_env)
         backend = load_backend(kind, model, **opts)
