@@ -139,3 +139,14 @@ def test_rater_error_row_for_corrupt_image(tmp_path, backends, images):
     assert "bad.png" in rows[1]["error"] and "missing.png" in rows[2]["error"]
     cfg = rater.config()
     assert cfg["backend"] == "hf" and cfg["template_hash"] == PromptSet().hash and cfg["dtype"] == "float32"
+
+
+def test_same_key_other_image_is_not_served_from_a_stale_prefix(backends, images):
+    prompt = PromptSet().render("valence", emotion="sad")
+    fast, ref = backends["fast"], backends["reference"]
+    first = fast.ask([Ask("same", images[0], prompt, DIGITS, max_new_tokens=2)])[0]
+    second = fast.ask([Ask("same", images[1], prompt, DIGITS, max_new_tokens=2)])[0]   # no release in between
+    fast.release("same")
+    expect = ref.ask([Ask("same", images[1], prompt, DIGITS, max_new_tokens=2)])[0]
+    assert max(abs(second.probs[k] - expect.probs[k]) for k in DIGITS) < 1e-4
+    assert max(abs(second.probs[k] - first.probs[k]) for k in DIGITS) > 1e-4

@@ -39,6 +39,7 @@ _DTYPES = ("auto", "float32", "float16", "bfloat16")
 class _Prefix:
     ids: "object"          # 1-D LongTensor of the prefix tokens
     cache: "object"        # DynamicCache after the prefix (batch 1)
+    digest: str = ""       # hash of the image pixels: a key reused for another image never hits a stale cache
 
 
 def _resolve_device(device: str) -> str:
@@ -228,11 +229,14 @@ class HFBackend:
         from transformers import DynamicCache
 
         todo: dict[str, tuple[dict, int]] = {}
+        digests: dict[str, str] = {}
         for a, enc in zip(asks, encoded):
             ids = enc["input_ids"][0]
             plen = self._prefix_len(ids)
+            digest = digests.setdefault(a.image_key, _image_digest(a.image))
             have = self._prefixes.get(a.image_key)
-            if have is not None and have.ids.shape[0] == plen and torch.equal(have.ids, ids[:plen]):
+            if (have is not None and have.digest == digest and have.ids.shape[0] == plen
+                    and torch.equal(have.ids, ids[:plen])):
                 continue
             todo.setdefault(a.image_key, (enc, plen))
         groups: dict[tuple, list[str]] = {}
@@ -250,7 +254,7 @@ class HFBackend:
                 one = copy.deepcopy(cache) if len(keys) > 1 else cache
                 if len(keys) > 1:
                     one.batch_select_indices(torch.tensor([i], device=self.device))
-                self._prefixes[key] = _Prefix(ids=batch["input_ids"][i].clone(), cache=one)
+                self._prefixes[key] = _Prefix(ids=batch["input_ids"][i].clone(), cache=one, digest=digests[key])
         while len(self._prefixes) > self._max_prefixes:
             self._prefixes.pop(next(iter(self._prefixes)))
 
@@ -370,6 +374,15 @@ class HFBackend:
             answers.append(Answer(text=self._decode(new[i]), probs=probs, candidate_mass=mass, info=info))
         self.last_batch_size = B
         return answers
+
+
+def _image_digest(image) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
 
 
 def _dir_digest(path: str) -> str:
