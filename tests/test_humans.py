@@ -142,6 +142,7 @@ def test_unknown_ids_that_look_like_filenames_get_a_hint(tmp_path, stimuli):
 
 def test_parse_scale_and_spec_scales():
     assert parse_scale("valence=1:9") == ("valence", (1.0, 9.0))
+    assert parse_scale("valence=1,9") == ("valence", (1.0, 9.0))  # the comma form is accepted too
     assert parse_scale(" v =-3:3") == ("v", (-3.0, 3.0))
     for bad in ("valence", "valence=1-9", "valence=9:1", "=1:9"):
         with pytest.raises(EmoalignError, match="scale"):

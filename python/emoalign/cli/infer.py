@@ -31,17 +31,9 @@ def _default_name(kind: str, model: str) -> str:
 
 
 def _parse_scale(values: tuple[str, ...]) -> dict:
-    out = {}
-    for v in values:
-        dim, sep, rng = v.partition("=")
-        try:
-            lo, hi = (float(x) for x in rng.split(","))
-        except ValueError:
-            raise EmoalignError(f"--scale {v!r} is not DIM=MIN,MAX", hint="e.g. --scale valence=1,9") from None
-        if not sep or not dim:
-            raise EmoalignError(f"--scale {v!r} is not DIM=MIN,MAX", hint="e.g. --scale valence=1,9")
-        out[dim] = (lo, hi)
-    return out
+    from emoalign.humans.importer import parse_scale
+
+    return dict(parse_scale(v) for v in values)
 
 
 def _parse_options(values: tuple[str, ...]) -> dict:
@@ -119,8 +111,11 @@ def _summary_lines(ratings: Path) -> list[str]:
               help="Analysis spec whose study block gives the emotion labels and scales.")
 @click.option("--labels", help="Comma-separated emotion labels in their fixed order (default: the spec's set, in the paper's "
                                "prompt order when it is the paper's six).")
-@click.option("--scale", "scales", multiple=True, metavar="DIM=MIN,MAX", help="Rating scale, e.g. --scale valence=1,9 (default: the spec's, else 1-9).")
-@click.option("--batch-size", type=int, default=1, show_default=True, help="Images per batch (one part file each).")
+@click.option("--scale", "scales", multiple=True, metavar="DIM=MIN:MAX", help="Rating scale, e.g. --scale valence=1:9 (default: the spec's, else 1-9).")
+@click.option("--batch-size", type=int, default=None,
+              help="Images per batch (one part file each). Default: 1 for VLMs (the greedy reference), the model's own for FER (32).")
+@click.option("--trust-remote-code", is_flag=True,
+              help="fer: allow loading pickled model files (unpickling runs code; only for files you trust).")
 @click.option("--fast/--reference", default=True, show_default=True,
               help="hf: reuse the image prefix KV cache and batch images (fast) or one generate per step, batch 1 "
                    "(reference, the paper's protocol); mlx: --reference turns its prefix cache off.")
@@ -135,7 +130,7 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--retry-errors", is_flag=True, help="Re-rate images whose rows hold an error.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders, seed, spec, labels, scales, batch_size,
-          fast, dtype, device, max_new_tokens, base_url, api_key_env, options, limit, force, retry_errors, no_progress):
+          fast, trust_remote_code, dtype, device, max_new_tokens, base_url, api_key_env, options, limit, force, retry_errors, no_progress):
     """Rate every stimulus with one model; re-running the same command resumes an interrupted run.
 
     \b
@@ -152,7 +147,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
     from emoalign.raters.runs import run_rater, slug
 
     kind, model = _split_rater(rater_spec)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise EmoalignError("--batch-size must be at least 1")
     spec_labels, spec_scales = _study_settings(spec)
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else (spec_labels or None)
@@ -170,8 +165,13 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         from emoalign.raters.fer import build_fer_rater
 
         fer_scales = {k: list(v) for k, v in scale_map.items()} or None
+        fer_opts = dict(extra)
+        if batch_size is not None:
+            fer_opts["batch_size"] = batch_size
+        if trust_remote_code:
+            fer_opts["trust_remote_code"] = True
         raters.append(build_fer_rater(model, emotions=label_list, scales=fer_scales, device=device,
-                                      batch_size=batch_size, rater_name=name, **extra))
+                                      rater_name=name, **fer_opts))
     else:
         from emoalign.raters.vlm.backends import load_backend
         from emoalign.raters.vlm.prompts import LABEL_ORDERS, PAPER_SCALES, PromptSet
@@ -193,7 +193,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
                             scales={**PAPER_SCALES, **scale_map})
         for order in order_list:
             rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
-            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed, batch_size=batch_size,
+            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed, batch_size=batch_size or 1,
                                    max_new_tokens=max_new_tokens))
 
     for rater in raters:

@@ -93,9 +93,9 @@ class ImportReport:
 
 
 def parse_scale(text: str) -> tuple[str, tuple[float, float]]:
-    """Parse ``"valence=1:9"`` into ``("valence", (1.0, 9.0))``."""
+    """Parse ``"valence=1:9"`` (or ``"valence=1,9"``) into ``("valence", (1.0, 9.0))``."""
     name, sep, rng = text.partition("=")
-    lo, sep2, hi = rng.partition(":")
+    lo, sep2, hi = rng.partition(":") if ":" in rng else rng.partition(",")
     try:
         if not (sep and sep2 and name.strip()):
             raise ValueError
