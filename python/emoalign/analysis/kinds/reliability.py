@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.kinds._shared import groups
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 
@@ -197,15 +198,6 @@ def _frame(opts: ReliabilityOptions, study: Study, dim: str) -> tuple[pd.DataFra
     return df, "coder", ",".join(sorted(names))
 
 
-def _groups(df: pd.DataFrame, by: list[str]):
-    if not by:
-        yield {}, df
-        return
-    for key, g in df.groupby(by, observed=True, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, (str(k) for k in key))), g
-
-
 @register("reliability", ReliabilityOptions)
 def run(opts: ReliabilityOptions, study: Study, r=None) -> KindResult:
     """Krippendorff's alpha (bootstrap percentile CI over images) and ICC forms, per dimension and `by` group."""
@@ -219,7 +211,7 @@ def run(opts: ReliabilityOptions, study: Study, r=None) -> KindResult:
             if col not in df.columns:
                 raise EmoalignError(f"by names column {col!r}, which the data lacks",
                                     hint=f"design columns: {', '.join(study.design_columns)}")
-        for key, g in _groups(df, opts.by):
+        for key, g in groups(df, opts.by):
             base = {"raters": label, "dimension": dim, **key}
             if opts.method in ("krippendorff", "both"):
                 values = g["rating"]

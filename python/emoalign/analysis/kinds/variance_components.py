@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.kinds._shared import groups
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 
@@ -53,15 +54,6 @@ class VarianceComponentsOptions(AnalysisBase):
         return f"rating ~ 1{extra} + (1|rater_id) + (1|image_id)"
 
 
-def _groups(df: pd.DataFrame, by: list[str]):
-    if not by:
-        yield {}, df
-        return
-    for key, g in df.groupby(by, observed=True, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, (str(k) for k in key))), g
-
-
 @register("variance_components", VarianceComponentsOptions, needs_r=True)
 def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
     """Rater / image / residual variances and shares of raw human trials (lme4 REML)."""
@@ -80,7 +72,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         if missing:
             raise EmoalignError(f"formula/by names column(s) {', '.join(missing)}, which the human trials lack",
                                 hint=f"columns: {', '.join(trials.columns)}")
-        for key, g in _groups(trials[cols].dropna(), opts.by):
+        for key, g in groups(trials[cols].dropna(), opts.by):
             res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
                                                                  formula_variables(formula)]),
                          formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level)
