@@ -27,7 +27,7 @@ set_reference_levels <- function(df, reference_levels) {
 #   effect = "fit": term in AIC, BIC, logLik, deviance, nobs, singular
 # df_method: "satterthwaite" | "kenward_roger" (lmerTest) | "asymptotic" (lme4, z tests).
 fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthwaite",
-                    conf_level = 0.95, reml = TRUE) {
+                    conf_level = 0.95, reml = TRUE, contrast = NULL, contrast_by = NULL) {
   df <- set_reference_levels(df, reference_levels)
   f <- stats::as.formula(formula)
   if (df_method == "asymptotic") {
@@ -66,8 +66,37 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
                         df = NA_real_, p_value = NA_real_, conf_low = NA_real_, conf_high = NA_real_,
                         stringsAsFactors = FALSE)
   out <- rbind(fixed, ran, fitrows)
+  if (!is.null(contrast)) {
+    ct <- lmm_contrasts(fit, contrast, contrast_by, df_method, conf_level)
+    for (b in contrast_by) out[[b]] <- NA_character_
+    out <- rbind(out, ct[, names(out)])
+  }
   out$n <- stats::nobs(fit)
   rownames(out) <- NULL
+  out
+}
+
+# Simple effects with emmeans (Lenth 2024): differences between the levels of `factor` (each level minus
+# the reference, e.g. "machine - human" for rater_type) within every combination of `by` (e.g. per
+# emotion: the per-emotion machine - human bias the model implies, with a t test). df follow df_method
+# (emmeans' lmer.df; its size limits are lifted so the choice is never switched silently).
+# Rows: effect = "contrast", term = "<level> - <reference>", the `by` columns, estimate, std_error,
+# statistic (t), df, p_value (unadjusted), conf_low, conf_high.
+lmm_contrasts <- function(fit, factor, by = NULL, df_method = "satterthwaite", conf_level = 0.95) {
+  lmer_df <- switch(df_method, satterthwaite = "satterthwaite", kenward_roger = "kenward-roger",
+                    asymptotic = "asymptotic")
+  emm <- emmeans::emmeans(fit, specs = factor, by = by, lmer.df = lmer_df,
+                          lmerTest.limit = Inf, pbkrtest.limit = Inf)
+  ct <- emmeans::contrast(emm, method = "trt.vs.ctrl", ref = 1, adjust = "none")
+  s <- as.data.frame(summary(ct, infer = c(TRUE, TRUE), level = conf_level, adjust = "none"))
+  dfv <- if ("df" %in% names(s)) s$df else rep(Inf, nrow(s))
+  stat <- if ("t.ratio" %in% names(s)) s$t.ratio else s$z.ratio
+  lo <- if ("lower.CL" %in% names(s)) s$lower.CL else s$asymp.LCL
+  hi <- if ("upper.CL" %in% names(s)) s$upper.CL else s$asymp.UCL
+  out <- data.frame(effect = "contrast", group = NA_character_, term = as.character(s$contrast),
+                    estimate = s$estimate, std_error = s$SE, statistic = stat, df = dfv,
+                    p_value = s$p.value, conf_low = lo, conf_high = hi, stringsAsFactors = FALSE)
+  for (b in by) out[[b]] <- as.character(s[[b]])
   out
 }
 

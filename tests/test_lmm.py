@@ -254,3 +254,29 @@ def test_rbridge_round_trip_factors_na_and_errors(r):
     with pytest.raises(RCallError, match="boom") as ei:
         r.call("stop", "boom")
     assert isinstance(ei.value, EmoalignError)
+
+
+def test_emmeans_contrasts_are_the_per_emotion_bias(tmp_path, r):
+    """contrast: rater_type by emotion = beta_machine + beta_machine:emotion (emmeans), recovering the planted
+    per-emotion bias; at the reference emotion the row equals the main-effect test exactly."""
+    info = write_study(tmp_path, seed=11)
+    study, _, _ = load_study(load_spec(info["spec"]))
+    opts = LmmOptions(id="m", kind="lmm", raters=["gemma3"], dimension="valence",
+                      formula="rating ~ rater_type * emotion + (1|image_id)",
+                      reference_levels={"emotion": "angry", "rater_type": "human"},
+                      contrast="rater_type", contrast_by=["emotion"])
+    t = run_lmm(opts, study, r).table
+    f = t[t.effect == "fixed"].set_index("term")
+    c = t[t.effect == "contrast"].set_index("emotion")
+    assert set(c["term"]) == {"machine - human"}
+    assert set(c.index) == set(BIAS)
+    main = f.loc["rater_typemachine"]
+    for e, planted in BIAS.items():
+        implied = main["estimate"] + (0.0 if e == "angry" else f.loc[f"rater_typemachine:emotion{e}", "estimate"])
+        assert c.loc[e, "estimate"] == pytest.approx(implied, abs=1e-8)
+        assert c.loc[e, "conf_low"] <= planted <= c.loc[e, "conf_high"], e
+    ref = c.loc["angry"]
+    for col in ("std_error", "statistic", "df", "p_value"):
+        assert ref[col] == pytest.approx(main[col], rel=1e-6), col
+    with pytest.raises(Exception, match="not in the formula"):
+        run_lmm(opts.model_copy(update={"contrast_by": ["race"]}), study, r)

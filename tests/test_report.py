@@ -80,6 +80,13 @@ def test_bias_table_marks_and_lmm_terms(sample):
     assert t.loc["Sad", "llama32v LMM β (p)"] == f"{T.fsigned(inter.estimate, 3)} ({T.fp(inter.p_value)})"
     assert "mobilevit LMM β (p)" not in t.columns  # no LMM for FER raters
 
+    # with emmeans contrast rows (spec: contrast: rater_type, contrast_by: [emotion]) those are shown instead
+    con = pd.DataFrame([{"rater": "llama32v", "dimension": "arousal", "effect": "contrast", "term": "machine - human",
+                         "emotion": "sad", "estimate": -2.1, "p_value": 0.0004}])
+    tc = T.bias_table(bias, pd.concat([lmm, con], ignore_index=True)).set_index("Emotion")
+    assert tc.loc["Sad", "llama32v LMM β (p)"] == f"{T.fsigned(-2.1, 3)} ({T.fp(0.0004)})"
+    assert tc.loc["Angry", "llama32v LMM β (p)"] == t.loc["Angry", "llama32v LMM β (p)"]  # no contrast row: fallback
+
 
 def test_dimension_summary_and_response_variance(sample):
     R = Results.load(sample)

@@ -145,7 +145,10 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
     tbl = T.bias_table(R.table(bid), lmm)
     cap = (f"Per-emotion {dimension} bias, machine − human mean (paper Table {table_no}). Marks: Wilcoxon signed-rank test, "
            f"adjusted p ({SIG_NOTE}).")
-    if lmm is not None:
+    if lmm is not None and "effect" in lmm.columns and (lmm["effect"] == "contrast").any():
+        cap += (" LMM β (p): machine − human at each emotion from rating ~ rater_type × emotion + (1 | image) "
+                "(emmeans simple effects; lmerTest, Satterthwaite df).")
+    elif lmm is not None:
         cap += (" LMM β (p): rating ~ rater_type × emotion + (1 | image) (lmerTest, Satterthwaite df); at the reference "
                 "emotion the rater_type effect, otherwise the rater_type × emotion interaction (bias relative to the reference emotion).")
     md = T.md_table(tbl, cap, f"tbl-{dimension}-bias")

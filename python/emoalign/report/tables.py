@@ -238,8 +238,14 @@ def dimension_summary(df: pd.DataFrame, dimension: str, family: dict) -> pd.Data
 
 # --- per-emotion bias ------------------------------------------------------------------------
 def _lmm_emotion_terms(lmm: pd.DataFrame, rater: str, emotion: str, reference: str | None):
-    """The LMM row testing machine − human at ``emotion``: the rater_type main effect at the reference
-    level, the rater_type × emotion interaction (difference from the reference's bias) otherwise."""
+    """The LMM row testing machine − human at ``emotion``: the emmeans contrast at that emotion when the
+    analysis computed contrasts; else the rater_type main effect at the reference level and the
+    rater_type × emotion interaction (difference from the reference's bias) otherwise."""
+    if "effect" in lmm.columns and "emotion" in lmm.columns:
+        # emmeans simple effect (spec option contrast: rater_type, contrast_by: [emotion]) when present
+        c = lmm[(lmm["rater"] == rater) & (lmm["effect"] == "contrast") & (lmm["emotion"] == emotion)]
+        if len(c):
+            return c.iloc[0]
     d = lmm[(lmm["rater"] == rater) & (lmm.get("effect", "fixed") == "fixed")] if "effect" in lmm.columns else lmm[lmm["rater"] == rater]
     terms = d["term"].astype(str)
     rt = terms.str.startswith("rater_type")

@@ -8,7 +8,9 @@ the model separately within each level of the named design columns.
 Fixed-effect tests use Satterthwaite df by default (``df_method``); the CIs are Wald intervals
 ``estimate +- t(1 - alpha/2, df) * SE`` (normal quantile for ``asymptotic``). Random-effect rows
 give variances (``var__<term>``) and covariances; fit rows give AIC, BIC, logLik, deviance, nobs,
-singular. lme4 convergence / singularity messages are kept as warnings.
+singular. lme4 convergence / singularity messages are kept as warnings. ``contrast`` (with
+``contrast_by``) adds emmeans simple effects (rows ``effect = "contrast"``), e.g. the per-emotion
+machine − human difference of ``rating ~ rater_type * emotion`` (Lenth, emmeans R package).
 
 References
 ----------
@@ -49,12 +51,24 @@ class LmmOptions(AnalysisBase):
     include_human: bool = Field(True, description="Include the human rows in the frame.")
     conf_level: float = Field(0.95, gt=0, lt=1, description="Level of the Wald confidence intervals.")
     reml: bool = Field(True, description="Fit by REML (true) or maximum likelihood (false).")
+    contrast: str | None = Field(
+        None, description="Also estimate simple effects of this factor with emmeans: each level minus its reference "
+                          "(e.g. rater_type -> 'machine - human'), within every level of contrast_by.")
+    contrast_by: list[str] = Field(default_factory=list,
+                                   description="Columns the contrasts are computed within, e.g. [emotion]: the "
+                                               "per-emotion machine - human bias implied by the model.")
 
 
 def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
     from emoalign.spec.check import formula_variables
 
     need = [*formula_variables(opts.formula), *opts.reference_levels]
+    if opts.contrast:
+        vars_ = set(formula_variables(opts.formula))
+        absent = [c for c in [opts.contrast, *opts.contrast_by] if c not in vars_]
+        if absent:
+            raise EmoalignError(f"contrast/contrast_by name(s) {', '.join(absent)}, which are not in the formula",
+                                hint="contrasts are computed from the fitted model; use factors of its fixed part")
     missing = [c for c in dict.fromkeys(need) if c not in frame.columns]
     if missing:
         raise EmoalignError(f"formula names column(s) {', '.join(missing)}, which the comparison frame lacks",
@@ -71,7 +85,8 @@ def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[st
     if data.empty:
         raise EmoalignError("no complete rows for the model", hint="check the subset and that the raters rated this dimension")
     res = r.call("fit_lmm", data, formula=opts.formula, reference_levels=opts.reference_levels or None,
-                 df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml)
+                 df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml,
+                 contrast=opts.contrast, contrast_by=opts.contrast_by or None)
     return res.value, list(dict.fromkeys([*res.warnings, *res.messages]))
 
 
@@ -111,5 +126,5 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
                 warnings += [f"{where}: {x}" for x in w]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
-    return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group"]), warnings=warnings,
+    return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group", *opts.contrast_by]), warnings=warnings,
                       info={"formula": opts.formula, "df_method": opts.df_method})
