@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoalign.cli.main import main
 from emoalign.data.io import read_metadata, read_table, write_table
 from emoalign.errors import EmoalignError
 from emoalign.humans.importer import import_humans, parse_scale, scales_from_spec
+from cli_runner import run_cli  # noqa: E402
 
 IDS = [f"img{i:02d}" for i in range(6)]
 SCALES = {"valence": (1, 9), "arousal": (1, 9)}
@@ -37,16 +37,6 @@ def _clean_csv(tmp_path, seed=0, n_raters=5):
     df = pd.DataFrame(rows, columns=["rater_id", "image_id", "valence", "arousal", "age"])
     df.to_csv(tmp_path / "ratings.csv", index=False)
     return tmp_path / "ratings.csv", df
-
-
-def run_cli(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_clean_import_values_and_summary(tmp_path, stimuli):

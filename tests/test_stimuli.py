@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from emoalign.cli.main import main
 from emoalign.data.io import read_table
 from emoalign.errors import EmoalignError
 from emoalign.stimuli.check import balance_table, check_stimuli
 from emoalign.stimuli.scan import compile_pattern, scan_stimuli
+from cli_runner import run_cli  # noqa: E402
 
 PATTERN = "{race}_{gender}_{identity_id}_{emotion}.png"
 RACES, GENDERS, EMOTIONS = ("asian", "black"), ("f", "m"), ("happy", "sad", "angry")
@@ -41,17 +41,6 @@ def _balanced(folder: Path, identities=("01", "02")) -> list[Path]:
                     seed += 1
                     paths.append(p)
     return paths
-
-
-def run_cli(args, capsys):
-    """Run the real entry point (main) and return (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 # ---- pattern --------------------------------------------------------------------------------
