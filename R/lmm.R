@@ -17,6 +17,20 @@ set_reference_levels <- function(df, reference_levels) {
   df
 }
 
+# lme4's convergence check compares the absolute gradient with 0.002, which large data sets (e.g.
+# 72,000 trials) exceed while the optimum is fine. When lme4 flags a fit, report the scaled
+# (relative) gradient too, as ?lme4::convergence suggests: below 0.001 the warning is most likely a
+# false positive. Emitted as a message, so emoalign_call keeps it beside lme4's warning.
+note_relative_gradient <- function(fit) {
+  msgs <- fit@optinfo$conv$lme4$messages
+  if (is.null(msgs) || !any(grepl("converge", msgs))) return(invisible(NULL))
+  rel <- tryCatch(with(fit@optinfo$derivs, max(abs(solve(Hessian, gradient)))), error = function(e) NA_real_)
+  if (!is.na(rel)) message(sprintf("relative gradient %.2g (%s)", rel,
+    if (rel < 0.001) "< 0.001: the optimum is very likely fine; lme4's absolute-gradient check is strict at large n"
+    else ">= 0.001: treat the estimates with caution"))
+  invisible(rel)
+}
+
 # lme4 itself signals convergence problems (warnings) and singular fits (message "boundary (singular)
 # fit") during the fit; emoalign_call captures both, so the functions below do not repeat them.
 
@@ -32,6 +46,7 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
   f <- stats::as.formula(formula)
   if (df_method == "asymptotic") {
     fit <- lme4::lmer(f, data = df, REML = reml)
+    note_relative_gradient(fit)
     co <- stats::coef(summary(fit))
     dfv <- rep(Inf, nrow(co))
     tv <- co[, "t value"]
@@ -40,6 +55,7 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
     ddf <- switch(df_method, satterthwaite = "Satterthwaite", kenward_roger = "Kenward-Roger",
                   stop(sprintf("unknown df_method '%s'", df_method)))
     fit <- lmerTest::lmer(f, data = df, REML = reml)
+    note_relative_gradient(fit)
     co <- stats::coef(summary(fit, ddf = ddf))
     dfv <- co[, "df"]
     tv <- co[, "t value"]
@@ -108,6 +124,7 @@ lmm_contrasts <- function(fit, factor, by = NULL, df_method = "satterthwaite", c
 # squared for the variances; "none" (default) leaves them NA (profiling 72,000 trials takes minutes).
 variance_components <- function(df, formula, reml = TRUE, ci = "none", conf_level = 0.95) {
   fit <- lme4::lmer(stats::as.formula(formula), data = df, REML = reml)
+  note_relative_gradient(fit)
   vc <- as.data.frame(lme4::VarCorr(fit))
   vc <- vc[is.na(vc$var2), , drop = FALSE]
   vc <- vc[is.na(vc$var1) | vc$var1 == "(Intercept)", , drop = FALSE]

@@ -280,3 +280,26 @@ def test_emmeans_contrasts_are_the_per_emotion_bias(tmp_path, r):
         assert ref[col] == pytest.approx(main[col], rel=1e-6), col
     with pytest.raises(Exception, match="not in the formula"):
         run_lmm(opts.model_copy(update={"contrast_by": ["race"]}), study, r)
+
+
+def test_convergence_flag_gets_the_relative_gradient(r):
+    """When lme4 flags convergence (forced here with an absurd tolerance), the relative gradient of
+    ?lme4::convergence is reported beside it: max |H^-1 g|, tiny for a fit at its optimum."""
+    out = list(r.eval('''local({
+      set.seed(1); d <- data.frame(g = factor(rep(1:20, each = 5)), y = rnorm(100) + rep(rnorm(20), each = 5))
+      fit <- suppressWarnings(lme4::lmer(y ~ 1 + (1|g), d,
+               control = lme4::lmerControl(check.conv.grad = lme4::.makeCC("warning", tol = 1e-12))))
+      rel <- with(fit@optinfo$derivs, max(abs(solve(Hessian, gradient))))
+      out <- character(0)
+      withCallingHandlers(note_relative_gradient(fit),
+                          message = function(m) { out <<- c(out, conditionMessage(m)); invokeRestart("muffleMessage") })
+      ok <- lme4::lmer(y ~ 1 + (1|g), d)
+      quiet <- character(0)
+      withCallingHandlers(note_relative_gradient(ok),
+                          message = function(m) { quiet <<- c(quiet, "x"); invokeRestart("muffleMessage") })
+      c(sprintf("%.2g", rel), out, length(quiet))
+    })'''))
+    rel, msg, n_quiet = out
+    assert msg.startswith(f"relative gradient {rel} (< 0.001")
+    assert float(rel) < 1e-3
+    assert n_quiet == "0"  # nothing said for an unflagged fit
