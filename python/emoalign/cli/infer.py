@@ -49,16 +49,14 @@ def _parse_options(values: tuple[str, ...]) -> dict:
 
 
 def _study_settings(spec: Path | None) -> tuple[list[str] | None, dict]:
-    """Emotion labels and scales from a spec's ``study`` block (plain YAML read; no other spec checks)."""
+    """Emotion labels and valence/arousal scales from a spec's ``study`` block (no other spec checks)."""
     if spec is None:
         return None, {}
-    import yaml
+    from emoalign.humans.importer import scales_from_spec
+    from emoalign.stimuli.check import read_spec_study
 
-    try:
-        study = (yaml.safe_load(spec.read_text()) or {}).get("study", {}) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise EmoalignError(f"cannot read spec {spec}: {exc}") from exc
-    scales = {k: tuple(v) for k, v in (study.get("scales") or {}).items() if k in ("valence", "arousal")}
+    study = read_spec_study(spec)
+    scales = {k: v for k, v in scales_from_spec(study, source=str(spec)).items() if k in ("valence", "arousal")}
     return study.get("emotions"), scales
 
 
