@@ -25,7 +25,7 @@ import pandas as pd
 
 from emoalign import __version__
 from emoalign.analysis.study import Study
-from emoalign.data.io import read_table, write_json_atomic, write_table
+from emoalign.data.io import file_sha256, read_table, write_json_atomic, write_table
 from emoalign.errors import EmoalignError
 from emoalign.spec.load import LoadedSpec, did_you_mean, load_spec
 
@@ -68,14 +68,6 @@ class RunReport:
 
 
 # ---- inputs ---------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _resolve(base: Path, p: str) -> Path:
     q = Path(p).expanduser()
     return q if q.is_absolute() else base / q
@@ -128,7 +120,7 @@ def load_study(loaded: LoadedSpec, data_dir: str | Path | None = None) -> tuple[
         raise EmoalignError(f"{loaded.where('study', 'reference')}: study.reference {s.reference!r} is not a stimulus "
                             f"column" + did_you_mean(s.reference, stimuli.columns),
                             hint=f"stimulus columns: {', '.join(stimuli.columns)}")
-    inputs = {str(p): sha256_file(p) for p in (stim_path, hum_path, *files)}
+    inputs = {str(p): file_sha256(p) for p in (stim_path, hum_path, *files)}
     study = Study(stimuli=stimuli, humans=humans, machines=machines, scales=dict(s.scales),
                   emotions=list(s.emotions), reference=s.reference, groups=dict(s.groups))
     return study, inputs, warnings

@@ -7,6 +7,7 @@ when ``force=True``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +21,15 @@ import pyarrow.parquet as pq
 
 from emoalign.data.schemas import CONTRACTS, TableContract, conform, validate_columns
 from emoalign.errors import EmoalignError
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes (read in chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextmanager

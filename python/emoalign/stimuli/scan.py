@@ -22,7 +22,6 @@ relative to the output file's folder, so a study folder can be moved as a whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from emoalign.data.io import file_sha256  # noqa: F401  (re-exported: emoalign.stimuli.file_sha256)
 from emoalign.errors import EmoalignError, format_examples
 
 #: file suffixes treated as images when scanning a folder
@@ -101,15 +101,6 @@ def compile_pattern(pattern: str) -> FilenamePattern:
                                 hint="put a separator between fields, e.g. {race}_{gender}")
         regex += f"(?P<{group}>[^{excluded}]+)" + re.escape(literals[i + 1])
     return FilenamePattern(pattern, re.compile(regex, re.IGNORECASE), tuple(n for n in names if not n.startswith("_")))
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:

@@ -24,9 +24,9 @@ bilinear, ``ToTensor``, ImageNet ``Normalize``): s = 224 (B0) or 260 (B2). The m
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from emoalign.data.io import file_sha256
 from emoalign.errors import EmoalignError
 from emoalign.raters.fer.base import FERAdapter, parse_model_output, to_tensor
 
@@ -111,7 +111,7 @@ class HSEmotionAdapter(FERAdapter):
             self.model.eval()
         self.weights_path = str(path)
         self.model_id = f"hsemotion/{model_name}"
-        self.revision = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        self.revision = file_sha256(path)[:16]
 
     def preprocess(self, images):
         return to_tensor(images, self.image_size, IMAGENET_MEAN, IMAGENET_STD).to(self.device)

@@ -27,16 +27,10 @@ import numpy as np
 from PIL import Image
 
 from emoalign.errors import EmoalignError
+from emoalign.raters.image_io import load_rgb  # noqa: F401  (used as images.load_rgb)
 
 FaceCrop = Literal[False, "haar", "box"]
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """Open an image file as RGB (fully decoded, so a truncated file fails here, not later)."""
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
 
 
 def normalise_face_crop(face_crop) -> FaceCrop:

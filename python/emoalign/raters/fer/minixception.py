@@ -15,7 +15,6 @@ Keras ``padding="same"`` with stride 2 pads asymmetrically (extra row/column at 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from emoalign.data.io import file_sha256
 from emoalign.errors import EmoalignError
 from emoalign.raters.fer.base import FERAdapter, parse_model_output
 
@@ -110,7 +110,7 @@ class MiniXception(nn.Module):
 
 
 def weights_sha256(path: Path = WEIGHTS_FILE) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def load_minixception(path: str | Path | None = None, device: str = "cpu") -> MiniXception:

@@ -12,18 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from PIL import Image
 
+from emoalign.raters.image_io import load_rgb
 from emoalign.raters.runs import StimulusItem
 from emoalign.raters.vlm.prompts import LABEL_ORDERS, PromptSet
 from emoalign.raters.vlm.strategies import run_strategy
-
-
-def load_image(path) -> Image.Image:
-    """Open an image fully (so truncated files fail here, not inside the model) as RGB."""
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
 
 
 @dataclass
@@ -66,7 +59,7 @@ class VLMRater:
         keys, images = [], []
         for it in items:
             try:
-                images.append(load_image(it.path))
+                images.append(load_rgb(it.path))
                 keys.append(it.image_id)
             except Exception as exc:  # corrupt, missing, unsupported: an error row, the run goes on
                 rows[it.image_id] = {"image_id": it.image_id, "error": f"cannot read image {it.path}: {type(exc).__name__}: {exc}"}
