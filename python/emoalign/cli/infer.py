@@ -44,7 +44,10 @@ def _parse_options(values: tuple[str, ...]) -> dict:
         key, sep, raw = v.partition("=")
         if not sep or not key:
             raise EmoalignError(f"--option {v!r} is not KEY=VALUE", hint="e.g. --option max_prefix_images=16")
-        out[key.replace("-", "_")] = yaml.safe_load(raw)
+        try:
+            out[key.replace("-", "_")] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise EmoalignError(f"--option {v!r}: the value is not valid YAML ({exc})", hint="quote strings, e.g. KEY='[1, 2]'") from exc
     return out
 
 
