@@ -1,61 +1,41 @@
 """Checks of a spec against the loaded study, run before any statistics (and before R starts).
 
 Each analysis is checked for: raters and groups that exist, dimensions the data has, ``by`` and
-``subset`` columns (and subset values) present, and -- for kinds with a ``formula`` -- every
-variable of the formula being a column of the comparison frame, ``reference_levels`` naming
+``subset`` columns (and subset values) present, and -- for kinds with a formula -- every
+variable of the formula being a column of the frame the analysis fits it to (the comparison
+frame, or the human trials for ``variance_components``), ``reference_levels`` naming
 existing columns and levels. Problems name the YAML line, analysis id and field, with a
 did-you-mean.
 """
 
 from __future__ import annotations
 
-import re
-
 from emoalign.analysis.study import BUILTIN_GROUPS, EXPECTED_SUFFIX, HUMAN, Study
+from emoalign.formula import FormulaError, formula_syntax_problem, formula_variables, parse_formula  # noqa: F401
 from emoalign.spec.load import LoadedSpec, did_you_mean
+from emoalign.spec.rstrings import analysis_formula
 
-#: columns every comparison frame has (DESIGN.md)
+#: columns every comparison frame has
 FRAME_COLUMNS = ("image_id", "rater", "rater_type", "family", "rating", "n_trials")
-
-_IDENT = re.compile(r"(?<![A-Za-z0-9_.'\"])([A-Za-z_.][A-Za-z0-9_.]*)(\s*\()?")
-_R_WORDS = {"TRUE", "FALSE", "T", "F", "NA", "NULL", "Inf", "NaN", "pi"}
-
-
-def formula_variables(formula: str) -> list[str]:
-    """Variable names of an R/lme4 formula (function names such as ``log(`` and ``I(`` excluded)."""
-    out = []
-    for m in _IDENT.finditer(formula):
-        name, call = m.group(1), m.group(2)
-        if call or name in _R_WORDS or re.fullmatch(r"\.?\d.*", name):
-            continue
-        if name not in out:
-            out.append(name)
-    return out
-
-
-def formula_syntax_problem(formula: str) -> str | None:
-    """A cheap syntax check before R sees the formula: one '~', balanced parentheses, no dangling operator."""
-    if formula.count("~") != 1:
-        return "a formula needs exactly one '~' (response ~ terms)"
-    depth = 0
-    for ch in formula:
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth < 0:
-            return "unbalanced ')'"
-    if depth:
-        return "unbalanced '(' (missing ')')"
-    f = formula.replace("||", "|")  # lme4's uncorrelated random effects (1 + x || g)
-    if re.search(r"[+*:/|~-]\s*$", f) or re.search(r"[+*:/|]\s*[+*:/|)]", f):
-        return "an operator is missing its term"
-    return None
+#: columns of the raw human trials (variance_components fits its formula to them)
+TRIAL_COLUMNS = ("rater_id", "image_id", "rating")
+#: kinds whose formula is fitted to the raw human trials rather than the comparison frame
+TRIAL_KINDS = ("variance_components",)
 
 
 def frame_columns(study: Study, aggregate: str = "mean") -> list[str]:
+    """Columns of the comparison frame (with ``rater_id`` when humans are raw trials)."""
     cols = [*FRAME_COLUMNS, *study.design_columns]
     if aggregate == "trials":
         cols.append("rater_id")
     return list(dict.fromkeys(cols))
+
+
+def formula_frame_columns(a, study: Study) -> tuple[str, list[str]]:
+    """(frame name, columns) of the frame analysis ``a`` fits its formula to."""
+    if a.kind in TRIAL_KINDS:
+        return "the human trials", list(dict.fromkeys([*TRIAL_COLUMNS, *study.design_columns]))
+    return "the comparison frame", frame_columns(study, getattr(a, "aggregate", "mean"))
 
 
 def check_analysis(loaded: LoadedSpec, index: int, study: Study) -> list[str]:
@@ -106,15 +86,19 @@ def check_analysis(loaded: LoadedSpec, index: int, study: Study) -> list[str]:
                 add("subset", f"value {v!r} does not occur in column {col!r}" + did_you_mean(v, sorted(levels))
                     + f" (values: {', '.join(sorted(levels)[:12])})", col)
     # formula and reference levels
-    formula = getattr(a, "formula", None)
-    if isinstance(formula, str):
-        syntax = formula_syntax_problem(formula)
-        if syntax:
-            add("formula", f"{syntax} in {formula!r}")
-        for var in formula_variables(formula):
-            if var not in cols:
-                add("formula", f"formula names {var!r}, which the comparison frame lacks" + did_you_mean(var, cols)
-                    + f" (columns: {', '.join(cols)})")
+    found = analysis_formula(a)
+    if found:
+        fieldname, formula = found
+        frame, fcols = formula_frame_columns(a, study)
+        try:
+            variables = parse_formula(formula).variables
+        except FormulaError as exc:  # parse_spec rejects these already; kept for specs built in code
+            add(fieldname, exc.reason + (f" at column {exc.column}" if exc.column else "") + f" of {formula!r}")
+            variables = ()
+        for var in variables:
+            if var not in fcols:
+                add(fieldname, f"formula names {var!r}, which {frame} lacks" + did_you_mean(var, fcols)
+                    + f" (columns: {', '.join(fcols)})")
     refs = getattr(a, "reference_levels", None) or {}
     for col, lev in refs.items():
         if col not in cols:

@@ -18,7 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from emoalign.errors import EmoalignError
+from emoalign.formula import PURE_FUNCTIONS
 from emoalign.spec.model import SpecBase, StudySpec, spec_model
+from emoalign.spec.rstrings import r_string_problems
 
 
 def did_you_mean(word: str, choices, n: int = 1) -> str:
@@ -197,7 +199,14 @@ def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
         raise EmoalignError(f"invalid spec ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
                             + "\n  ".join(problems),
                             hint="`emoalign spec schema` prints every field with its documentation") from None
-    return LoadedSpec(spec=spec, path=Path(path) if path else None, text=text, raw=raw, lines=lines)
+    loaded = LoadedSpec(spec=spec, path=Path(path) if path else None, text=text, raw=raw, lines=lines)
+    problems = r_string_problems(loaded)
+    if problems:
+        raise EmoalignError(f"invalid spec ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
+                            + "\n  ".join(problems),
+                            hint="formulas may use column names, ~ + - * / : ^ %in% ( ), | and || in random-effect "
+                                 f"terms, 0/1, and the functions {', '.join(PURE_FUNCTIONS)}; nothing else reaches R")
+    return loaded
 
 
 def load_spec(path: str | Path) -> LoadedSpec:

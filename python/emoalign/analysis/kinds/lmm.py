@@ -60,7 +60,7 @@ class LmmOptions(AnalysisBase):
 
 
 def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
-    from emoalign.spec.check import formula_variables
+    from emoalign.formula import formula_variables
 
     need = [*formula_variables(opts.formula), *opts.reference_levels]
     if opts.contrast:

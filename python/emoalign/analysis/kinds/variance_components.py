@@ -57,7 +57,7 @@ class VarianceComponentsOptions(AnalysisBase):
 @register("variance_components", VarianceComponentsOptions, needs_r=True)
 def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
     """Rater / image / residual variances and shares of raw human trials (lme4 REML)."""
-    from emoalign.spec.check import formula_variables
+    from emoalign.formula import formula_variables
 
     if r is None:
         from emoalign.analysis.rbridge import get_r

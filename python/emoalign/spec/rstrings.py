@@ -1,0 +1,59 @@
+"""Spec strings that reach R, checked against the formula grammar (:mod:`emoalign.formula`) when a
+spec is loaded: before any data is read and long before R starts.
+
+Only a formula (``formula``, or the one ``fixed`` builds) and the factor names ``contrast`` /
+``contrast_by`` reach R as text; every other option reaches it as data (numbers, levels, names
+used as keys). A formula outside the grammar, or a contrast name that is not a variable of the
+formula, is a spec error naming the YAML line. Whether the variables are columns of the frame the
+analysis uses is checked against the data by :mod:`emoalign.spec.check`.
+"""
+
+from __future__ import annotations
+
+from emoalign.formula import FormulaError, ParsedFormula, is_name, parse_formula
+
+
+def analysis_formula(a) -> tuple[str, str] | None:
+    """(field, formula text) of an analysis that sends a formula to R, else None.
+
+    ``fixed`` (variance_components) is the field when the formula is built from it.
+    """
+    text = getattr(a, "formula", None)
+    if isinstance(text, str):
+        return "formula", text
+    build = getattr(a, "model_formula", None)
+    if callable(build):
+        return ("fixed" if getattr(a, "fixed", None) else "formula"), build()
+    return None
+
+
+def analysis_r_problems(a) -> list[tuple[tuple, str]]:
+    """Grammar problems of one analysis as (field path, text) pairs; empty when every R string is allowed."""
+    out: list[tuple[tuple, str]] = []
+    found = analysis_formula(a)
+    parsed: ParsedFormula | None = None
+    if found:
+        fieldname, text = found
+        try:
+            parsed = parse_formula(text)
+        except FormulaError as exc:
+            out.append(((fieldname,), str(exc).split("\n  hint:")[0]))
+    names = [(("contrast",), getattr(a, "contrast", None)),
+             *((("contrast_by", i), n) for i, n in enumerate(getattr(a, "contrast_by", None) or []))]
+    for path, name in names:
+        if name is None:
+            continue
+        if not is_name(name):
+            out.append((path, f"{name!r} is not a column name (letters, digits, '.' and '_'; no code)"))
+        elif parsed is not None and name not in parsed.variables:
+            out.append((path, f"{name!r} is not a variable of the formula {parsed.text!r}"))
+    return out
+
+
+def r_string_problems(loaded) -> list[str]:
+    """Every grammar problem of a loaded spec, each as ``file:line: analysis 'id', field 'f': text``."""
+    probs = []
+    for i, a in enumerate(loaded.spec.analyses):
+        for path, text in analysis_r_problems(a):
+            probs.append(f"{loaded.where('analyses', i, *path)}: analysis {a.id!r}, field {path[0]!r}: {text}")
+    return probs
