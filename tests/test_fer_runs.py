@@ -155,7 +155,9 @@ def test_infer_cli_runs_the_builtin_model(study):
     res = CliRunner().invoke(cli, ["infer", "--rater", "fer:minixception", "--stimuli", str(root / "stimuli.parquet"),
                                    "--out", str(root / "runs"), "--batch-size", "4", "--no-progress",
                                    "--option", "unmapped=abstain"])
-    assert res.exit_code == 0, res.output
+    from emoalign.raters.runs import RowErrorsError
+
+    assert isinstance(res.exception, RowErrorsError) and res.exception.exit_code == 3, res.output  # 2 error rows
     df = pd.read_parquet(root / "runs" / "minixception" / "ratings.parquet")
     assert len(df) == 7 and int(df["error"].notna().sum()) == 2 and set(df["rater"]) == {"minixception"}
     manifest = json.loads((root / "runs" / "minixception" / "manifest.json").read_text())

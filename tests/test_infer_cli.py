@@ -37,11 +37,15 @@ def _run(args):
     return res
 
 
-def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, tiny_images):
+def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, tiny_images, capsys):
+    from cli_runner import run_cli
+
     stim = _stimuli(tmp_path, tiny_images[:3])
-    res = _run(["--rater", f"hf:{tiny_gemma3_dir}", "--name", "tiny", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
-                "--batch-size", "2", "--max-new-tokens", "6", "--no-progress"])
-    assert res.exit_code == 0, res.output
+    code, out, err = run_cli(["infer", "--rater", f"hf:{tiny_gemma3_dir}", "--name", "tiny", "--stimuli", str(stim),
+                              "--out", str(tmp_path / "runs"), "--batch-size", "2", "--max-new-tokens", "6", "--no-progress"],
+                             capsys)
+    assert code == 3, out + err  # finished with an error row: its own exit code, the first failing image, the retry option
+    assert "1 of 4 images ended with an error row: bad (" in err and "--retry-errors" in err and "Traceback" not in err
     df = pd.read_parquet(tmp_path / "runs" / "tiny" / "ratings.parquet")
     assert sorted(df["image_id"]) == ["bad", "im00", "im01", "im02"]
     for col in list(MACHINES.required) + ["emotion_raw", "valence_status", "arousal_expected", "p_emotion_fear",
@@ -51,7 +55,7 @@ def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, t
     assert "bad.png" in bad["error"] and pd.isna(bad["emotion_status"])
     good = df[df["image_id"] != "bad"]
     assert good["error"].isna().all() and (good["batch_size"] == 2).all() and (good["backend"] == "hf").all()
-    assert "images/s" in res.output and "emotion " in res.output and "1 errors" in res.output
+    assert "images/s" in out and "emotion " in out and "1 errors" in out
 
 
 def test_orders_write_one_rater_per_order_and_config_change_needs_force(tmp_path, tiny_gemma3_dir, tiny_images):

@@ -6,9 +6,26 @@ field, and what to do about it.
 
 from __future__ import annotations
 
+import errno
+
+
+#: exit codes of the ``emoalign`` command (1 is "some analyses/checks failed", as each command documents)
+EXIT_USER_ERROR = 2
+EXIT_ROW_ERRORS = 3
+EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130
+
+#: errno values that mean "this place cannot be written" (permissions, read-only or full disk), not a bug
+UNWRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
 
 class EmoalignError(Exception):
-    """A user error (bad input, missing file, invalid spec). The message says what to fix."""
+    """A user error (bad input, missing file, invalid spec). The message says what to fix.
+
+    ``exit_code`` is the CLI's exit status for it (2 unless a subclass says otherwise).
+    """
+
+    exit_code = EXIT_USER_ERROR
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.hint = hint

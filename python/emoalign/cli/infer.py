@@ -51,6 +51,70 @@ def _parse_options(values: tuple[str, ...]) -> dict:
     return out
 
 
+#: options that count something and must be at least 1
+POSITIVE_OPTIONS = ("batch_size", "concurrency", "max_prefix_images", "max_cached_images", "max_retries", "top_logprobs")
+
+
+def _option_targets(kind: str, model: str) -> list:
+    """The callables an --option reaches (their type hints say what each option must be)."""
+    if kind == "fer":
+        from emoalign.raters.fer import fer_builder
+        from emoalign.raters.fer.base import FERRater
+
+        return [fer_builder(model), FERRater.__init__]
+    from emoalign.raters.vlm.backends import backend_class
+
+    return [backend_class(kind).__init__]
+
+
+def check_option_types(options: dict, targets) -> dict:
+    """Validate each --option value against the type hint of the parameter it sets; return the converted values."""
+    import inspect
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    out = dict(options)
+    for key, value in options.items():
+        for fn in targets:
+            try:
+                hints = typing.get_type_hints(fn)
+                params = inspect.signature(fn).parameters
+            except Exception:  # unresolvable hints: the callee validates
+                continue
+            if key not in params or key not in hints:
+                continue
+            try:
+                out[key] = TypeAdapter(hints[key]).validate_python(value)
+            except ValidationError as exc:
+                want = getattr(hints[key], "__name__", None) or str(hints[key]).replace("typing.", "")
+                raise EmoalignError(f"--option {key}={value!r}: {exc.errors()[0]['msg'].lower()} ({key} is {want})",
+                                    hint=f"e.g. --option {key}=" + ("8" if "int" in str(want) else "VALUE")) from None
+            break
+        if key in POSITIVE_OPTIONS and isinstance(out[key], (int, float)) and not isinstance(out[key], bool) and out[key] < 1:
+            raise EmoalignError(f"--option {key}={value!r}: must be at least 1", hint=f"e.g. --option {key}=8")
+    return out
+
+
+def _preflight(kind: str, model: str, rater_spec: str, device: str, extra: dict) -> None:
+    """Checks that take seconds, run before minutes of model loading: device, option types, hub reachability."""
+    from emoalign.raters.hub import preflight
+
+    if kind in ("hf", "fer"):
+        from emoalign.raters.device import resolve_device
+
+        resolve_device(device, prefer_mps=kind == "fer")
+    extra.update(check_option_types(extra, _option_targets(kind, model)))
+    hub_model = model
+    if kind == "fer":
+        from emoalign.raters.fer import parse_fer_name
+
+        fer_kind, arg = parse_fer_name(model)
+        hub_model = arg if fer_kind == "hf" and arg else None
+    if kind in ("hf", "mlx", "fer") and hub_model:
+        preflight(hub_model, rater=rater_spec, revision=extra.get("revision"))
+
+
 def _study_settings(spec: Path | None) -> tuple[list[str] | None, dict]:
     """Emotion labels and valence/arousal scales from a spec's ``study`` block (no other spec checks)."""
     if spec is None:
@@ -113,7 +177,7 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--labels", help="Comma-separated emotion labels in their fixed order (default: the spec's set, in the paper's "
                                "prompt order when it is the paper's six).")
 @click.option("--scale", "scales", multiple=True, metavar="DIM=MIN:MAX", help="Rating scale, e.g. --scale valence=1:9 (default: the spec's, else 1-9).")
-@click.option("--batch-size", type=int, default=None,
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Images per batch (one part file each). Default: 1 for VLMs (the greedy reference), the model's own for FER (32).")
 @click.option("--trust-remote-code", is_flag=True,
               help="fer: allow loading pickled model files (unpickling runs code; only for files you trust).")
@@ -122,11 +186,11 @@ def _summary_lines(ratings: Path) -> list[str]:
                    "(reference, the paper's protocol); mlx: --reference turns its prefix cache off.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="hf: weights dtype.")
 @click.option("--device", default="auto", show_default=True, help="hf/fer: cpu, cuda, cuda:N or auto.")
-@click.option("--max-new-tokens", type=int, default=32, show_default=True, help="Greedy decoding limit per step.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=32, show_default=True, help="Greedy decoding limit per step.")
 @click.option("--base-url", help="openai: server address, e.g. http://localhost:8000/v1.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="openai: environment variable holding the API key (never written anywhere).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Extra backend/FER option (YAML value), repeatable.")
-@click.option("--limit", type=int, help="Rate only the first N stimuli.")
+@click.option("--limit", type=click.IntRange(min=1), help="Rate only the first N stimuli.")
 @click.option("--force", is_flag=True, help="Start the run folder afresh (needed when the configuration changed).")
 @click.option("--retry-errors", is_flag=True, help="Re-rate images whose rows hold an error.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -145,11 +209,10 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
       emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
       emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
     """
-    from emoalign.raters.runs import run_rater, slug
+    from emoalign.data.io import ensure_writable_dir
+    from emoalign.raters.runs import RowErrorsError, row_errors_error, run_rater, slug
 
     kind, model = _split_rater(rater_spec)
-    if batch_size is not None and batch_size < 1:
-        raise EmoalignError("--batch-size must be at least 1")
     spec_labels, spec_scales = _study_settings(spec)
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else (spec_labels or None)
     if not labels and spec_labels and set(spec_labels) == set(PAPER_LABELS):
@@ -160,6 +223,8 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
     items = _load_items(stimuli, limit)
     if not items:
         raise EmoalignError(f"stimuli table {stimuli} has no rows")
+    ensure_writable_dir(out, "runs folder --out")  # before minutes of model loading
+    _preflight(kind, model, rater_spec, device, extra)
 
     raters = []
     if kind == "fer":
@@ -197,6 +262,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
             raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed, batch_size=batch_size or 1,
                                    max_new_tokens=max_new_tokens))
 
+    failed = []
     for rater in raters:
         rid = slug((run_id or name) + rater.name[len(name):]) if rater.name.startswith(name) else slug(rater.name)
         t0 = time.perf_counter()
@@ -205,3 +271,9 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         for line in _summary_lines(path):
             click.echo(line)
         click.echo(f"  wall time {time.perf_counter() - t0:.1f} s")
+        err = row_errors_error(path, rater.name, [it.image_id for it in items])
+        if err is not None:
+            failed.append(err)
+    if failed:  # distinct exit code (3): the run is saved, some images need a retry
+        raise failed[0] if len(failed) == 1 else RowErrorsError(
+            "\n".join(str(e).split("\n  hint:")[0] for e in failed), hint=failed[0].hint)

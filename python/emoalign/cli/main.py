@@ -9,7 +9,7 @@ import sys
 import click
 
 from emoalign import __version__
-from emoalign.errors import EmoalignError
+from emoalign.errors import UNWRITABLE_ERRNOS, EmoalignError
 
 #: name -> (import path "module:attribute", one-line help). The only list of sub-commands.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -72,6 +72,14 @@ def main(argv=None):
         cli.main(args=argv, prog_name="emoalign", standalone_mode=False)
     except EmoalignError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE_ERRNOS:
+            raise
+        # the place cannot be written (permissions, read-only or full disk): a user error, not a crash
+        where = f" {exc.filename}" if exc.filename else ""
+        click.secho(f"error: cannot write{where}: {exc.strerror}\n  hint: choose a folder you can write to "
+                    "(or free disk space) and run the command again; finished work is kept", fg="red", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

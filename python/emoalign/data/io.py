@@ -7,10 +7,14 @@ when ``force=True``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoalign.data.schemas import CONTRACTS, TableContract, conform, validate_columns
-from emoalign.errors import EmoalignError
+from emoalign.errors import UNWRITABLE_ERRNOS, EmoalignError  # noqa: F401  (re-exported)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -32,22 +36,191 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: temp files of :func:`atomic_path`: ``.<name>.<pid>-<8 hex>.tmp`` beside the target
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+#: temp files of earlier versions (``tempfile.mkstemp``: no pid) are removed once older than this
+_LEGACY_TEMP_AGE_S = 3600
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_orphan_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete temp files left in ``folder`` by writers that were killed mid-write; return what was removed.
+
+    Only files named like :func:`atomic_path`'s temps whose writing process is gone are removed (and
+    pid-less temps of earlier versions older than an hour), so a concurrent writer's temp is never
+    touched. ``name`` limits the sweep to temps of that target file.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        fname = entry.name
+        if not (fname.startswith(".") and fname.endswith(".tmp")) or not entry.is_file(follow_symlinks=False):
+            continue
+        m = _TEMP.match(fname)
+        if m:
+            if (name is not None and m.group("name") != name) or pid_alive(int(m.group("pid"))):
+                continue
+        else:  # .<name>.<random>.tmp from tempfile.mkstemp (earlier versions)
+            if name is not None and not fname.startswith(f".{name}."):
+                continue
+            try:
+                if time.time() - entry.stat().st_mtime < _LEGACY_TEMP_AGE_S:
+                    continue
+            except OSError:
+                continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def _new_temp(path: Path) -> Path:
+    """Create an empty temp file beside ``path``; its mode follows the user's umask like any new file."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temp file beside {path}")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success rename it onto ``path`` (atomic on POSIX)."""
+    """Yield a temp path beside ``path``; on success rename it onto ``path`` (atomic on POSIX).
+
+    The file gets the permissions of any new file (``0666`` minus the umask), so collaborators can
+    read results. Temps of earlier writers of ``path`` that were killed mid-write are removed first.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise EmoalignError(f"{path} already exists", hint="pass --force to overwrite it, or choose another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    remove_orphan_temps(path.parent, path.name)
+    tmp_path = _new_temp(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+class FolderInUseError(EmoalignError):
+    """Another process holds the lock of a folder (see :func:`folder_lock`)."""
+
+
+def _holder(fd: int) -> dict:
+    """What the process holding a lock wrote into its lock file (waits briefly for it to be written)."""
+    for _ in range(20):
+        try:
+            raw = os.pread(fd, 4096, 0)
+            if raw:
+                return json.loads(raw)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return {}
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` while the block runs; a second holder gets a clear error.
+
+    The lock is ``flock`` on a sibling file ``.<name>.lock`` that records the holder's pid, host,
+    start time and command; the operating system releases it when the holder exits in any way
+    (including kill -9), so a lock is never stale. The file is removed on release.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    lock_path = folder.parent / f".{folder.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            h = _holder(fd)
+            os.close(fd)
+            who = (f"pid {h.get('pid')} on {h.get('host')}, since {h.get('since')}: {h.get('command')}" if h
+                   else "its pid is not recorded yet")
+            raise FolderInUseError(
+                f"{what} {folder} is in use by another emoalign process ({who})",
+                hint=f"wait for it to finish, or stop it (kill {h.get('pid', 'PID')}) and run the command again; "
+                     "finished work in the folder is kept") from None
+        try:  # the previous holder may have removed the file between our open and flock: retry on a fresh one
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    import sys
+
+    info = {"pid": os.getpid(), "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["emoalign", *sys.argv[1:]])[:300]}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    try:
+        yield lock_path
+    finally:
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove it is writable (by writing a probe file), before long work.
+
+    Raises EmoalignError naming the folder and the reason (permission denied, read-only file system,
+    disk full, not a folder).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
+        probe = _new_temp(folder / ".emoalign-write-probe")
+        probe.unlink()
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise EmoalignError(f"cannot use {what} {folder}: {exc.filename or folder} exists and is not a folder",
+                            hint="choose another path") from None
+    except OSError as exc:
+        raise EmoalignError(f"cannot write into {what} {folder}: {exc.strerror or exc}",
+                            hint="choose a folder you can write to, or ask its owner for write permission") from None
+    return folder
+
+
+def ensure_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Check that ``path`` can be written (its folder is created and probed); a folder at ``path`` is an error."""
+    path = Path(path)
+    if path.is_dir():
+        raise EmoalignError(f"{what} {path} is a folder", hint="give a file path, e.g. out/name.parquet")
+    ensure_writable_dir(path.parent if str(path.parent) else Path("."), f"the folder of {what} {path}")
+    return path
 
 
 def write_bytes_atomic(path, data: bytes, *, force: bool = True) -> Path:

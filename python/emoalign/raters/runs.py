@@ -9,6 +9,11 @@ A run folder ``runs/<run_id>/`` holds::
 Interrupting a run (Ctrl-C, kill -9) loses at most the batch in flight; running the same command
 again skips every image already in a part and finishes the rest. An image that cannot be rated
 (corrupt file, backend error) becomes a row with ``error`` set and the run goes on.
+
+One process at a time writes a run folder: the run holds an exclusive lock on it (a second writer
+gets an error naming the holder's pid, even with ``force``). A run is ``complete`` only when every
+selected image has exactly one row in ``ratings.parquet``; otherwise it is ``incomplete`` and
+:class:`IncompleteRunError` names the missing images.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from emoalign.data.io import write_json_atomic, write_table
+from emoalign.data.io import folder_lock, remove_orphan_temps, write_json_atomic, write_table
 from emoalign.data.schemas import MACHINE_STEPS, MACHINES
-from emoalign.errors import EmoalignError
+from emoalign.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_ROW_ERRORS, EmoalignError, format_examples
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,44 @@ class RunStore:
         return df
 
 
+class IncompleteRunError(EmoalignError):
+    """A run finished its loop but not every selected image has exactly one row."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+class RowErrorsError(EmoalignError):
+    """A run completed, but some images ended with an error row (exit code 3 in the CLI)."""
+
+    exit_code = EXIT_ROW_ERRORS
+
+
+def _short(text: str, n: int = 160) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def row_errors_error(ratings: Path, rater: str, image_ids: Sequence[str]) -> RowErrorsError | None:
+    """The error to report when the selected images of a finished run include error rows (else None)."""
+    df = pq.read_table(ratings, columns=["image_id", "error"]).to_pandas()
+    df = df[df["image_id"].astype(str).isin(set(map(str, image_ids))) & df["error"].notna()]
+    if df.empty:
+        return None
+    first = [f"{r.image_id} ({_short(str(r.error))})" for r in df.head(3).itertuples()]
+    return RowErrorsError(
+        f"{rater}: {len(df)} of {len(image_ids)} images ended with an error row: {format_examples(first, 3)}",
+        hint="the other rows are saved; fix the cause (the `error` column of "
+             f"{ratings} has each message) and rerun the same command with --retry-errors to rate only those images again")
+
+
+def missing_rows(ratings: Path, image_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Selected image ids with no row, and those with more than one row, in a ratings file."""
+    counts = pq.read_table(ratings, columns=["image_id"]).to_pandas()["image_id"].astype(str).value_counts()
+    missing = [i for i in image_ids if counts.get(i, 0) == 0]
+    doubled = [i for i in image_ids if counts.get(i, 0) > 1]
+    return missing, doubled
+
+
 def _error_row(item: StimulusItem, exc: BaseException) -> dict:
     return {"image_id": item.image_id, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -156,6 +199,8 @@ def _rate_safely(rater: Rater, batch: Sequence[StimulusItem]) -> list[dict]:
         rows = rater.rate(batch)
         if len(rows) != len(batch):
             raise RuntimeError(f"rater returned {len(rows)} rows for {len(batch)} images")
+        if [str(r.get("image_id")) for r in rows] != [it.image_id for it in batch]:
+            raise RuntimeError("rater returned rows for other images than it was given")
         return rows
     except KeyboardInterrupt:
         raise
@@ -214,11 +259,22 @@ def run_rater(rater: Rater, items: Iterable[StimulusItem], out_dir: str | Path, 
     error unless ``force`` (which starts the folder afresh). ``retry_errors`` re-rates error rows.
     """
     items = list(items)
+    ids = [it.image_id for it in items]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise EmoalignError(f"the stimuli hold image_id(s) more than once: {format_examples(dup)}",
+                            hint="every image needs a unique image_id (`emoalign stimuli check` lists them)")
     batch_size = int(batch_size or getattr(rater, "batch_size", None) or 1)
     config = rater.config()
     chash = config_hash(config)
     run_id = run_id or slug(rater.name)
     store = RunStore(Path(out_dir) / run_id)
+    with folder_lock(store.dir, "run folder"):
+        return _run_locked(rater, items, store, run_id, config, chash, batch_size, force, retry_errors, progress)
+
+
+def _run_locked(rater: Rater, items: list[StimulusItem], store: RunStore, run_id: str, config: dict, chash: str,
+                batch_size: int, force: bool, retry_errors: bool, progress: bool) -> Path:
     old = store.manifest()
     if old and old.get("config_hash") != chash:
         if not force:
@@ -232,6 +288,8 @@ def run_rater(rater: Rater, items: Iterable[StimulusItem], out_dir: str | Path, 
         shutil.rmtree(store.dir)
         old = {}
     store.dir.mkdir(parents=True, exist_ok=True)
+    for folder in (store.dir, store.parts):  # temps of a writer killed mid-write
+        remove_orphan_temps(folder)
     done = store.existing()
     if retry_errors and "error" in done:
         done = done[done["error"].isna()]
@@ -262,13 +320,24 @@ def run_rater(rater: Rater, items: Iterable[StimulusItem], out_dir: str | Path, 
         manifest.update(status="interrupted", interrupted=utc_now())
         store.write_manifest(manifest)
         bar.close()
-        raise EmoalignError(f"run interrupted; finished batches are saved in {store.dir}",
-                            hint="run the same command again to resume") from None
+        err = EmoalignError(f"run interrupted; finished batches are saved in {store.dir}",
+                            hint="run the same command again to resume")
+        err.exit_code = EXIT_INTERRUPTED
+        raise err from None
     bar.close()
     elapsed = time.perf_counter() - t0
     df = store.consolidate(metadata={"run_id": run_id, "config": config})
-    manifest.update(status="complete", finished=utc_now(), seconds=round(elapsed, 3),
+    missing, doubled = missing_rows(store.ratings_path, [it.image_id for it in items])
+    manifest.update(finished=utc_now(), seconds=round(elapsed, 3),
                     images_per_second=round(len(todo) / elapsed, 3) if elapsed > 0 and todo else None,
                     summary=summarize(df))
+    if missing or doubled:
+        manifest.update(status="incomplete", missing=missing, duplicated=doubled)
+        store.write_manifest(manifest)
+        parts = ([f"{len(missing)} of {len(items)} selected images have no row: {format_examples(missing)}"] if missing
+                 else []) + ([f"{len(doubled)} have more than one row: {format_examples(doubled)}"] if doubled else [])
+        raise IncompleteRunError(f"run {store.dir} is incomplete: " + "; ".join(parts),
+                                 hint="run the same command again to rate the missing images")
+    manifest.update(status="complete")
     store.write_manifest(manifest)
     return store.ratings_path

@@ -28,6 +28,7 @@ import importlib
 from pathlib import Path
 
 from emoalign.errors import EmoalignError
+from emoalign.raters.device import resolve_device
 
 #: name -> ("module:builder", description); the builders import torch lazily
 _MODELS: dict[str, tuple[str, str]] = {
@@ -70,16 +71,11 @@ def parse_fer_name(name: str) -> tuple[str, str | None]:
                              + " (hf/hsemotion/plugin take :<model>)")
 
 
-def resolve_device(device: str | None) -> str:
-    """``auto``/None -> ``cuda`` if available, else ``mps``, else ``cpu``; anything else unchanged."""
-    if device not in (None, "", "auto"):
-        return str(device)
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+def fer_builder(name: str):
+    """The adapter builder function of FER model ``name`` (its keyword options are the adapter's options)."""
+    kind, _ = parse_fer_name(name)
+    module, attr = _MODELS[kind][0].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dict | None = None, device: str = "cpu",
@@ -98,8 +94,7 @@ def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dic
     rater_name = options.pop("rater_name", None)
     if arg is not None:
         options.setdefault(_ARG[kind], arg)
-    module, attr = _MODELS[kind][0].split(":")
-    builder = getattr(importlib.import_module(module), attr)
+    builder = fer_builder(name)
     if kind in ("hf", "hsemotion"):
         options["trust_remote_code"] = trust_remote_code
     adapter = builder(device=resolve_device(device), **options)
@@ -107,4 +102,4 @@ def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dic
                     face_crop=face_crop, **rater_opts)
 
 
-__all__ = ["build_fer_rater", "list_fer_models", "parse_fer_name", "resolve_device"]
+__all__ = ["build_fer_rater", "fer_builder", "list_fer_models", "parse_fer_name", "resolve_device"]

@@ -20,19 +20,24 @@ BACKENDS = {
 }
 
 
-def load_backend(kind: str, model: str, **opts):
-    """Instantiate backend ``kind`` ("hf" | "mlx" | "openai") for ``model`` (hub id, local dir, or served name)."""
+def backend_class(kind: str):
+    """The backend class of ``kind`` (imports its module, not the heavy libraries it uses)."""
     if kind not in BACKENDS:
         raise EmoalignError(f"unknown VLM backend {kind!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     module, cls, install = BACKENDS[kind]
     try:
-        mod = importlib.import_module(module)
+        return getattr(importlib.import_module(module), cls)
     except ImportError as exc:
         raise EmoalignError(f"the {kind} backend is unavailable: {exc}", hint=install) from exc
+
+
+def load_backend(kind: str, model: str, **opts):
+    """Instantiate backend ``kind`` ("hf" | "mlx" | "openai") for ``model`` (hub id, local dir, or served name)."""
+    klass = backend_class(kind)
     if kind == "openai":
         base_url = opts.pop("base_url", None)
         api_key_env = opts.pop("api_key_env", None)
         if not base_url:
             raise EmoalignError("the openai backend needs a server address", hint="pass --base-url http://host:port/v1")
-        return getattr(mod, cls)(model, base_url, api_key_env, **opts)
-    return getattr(mod, cls)(model, **opts)
+        return klass(model, base_url, api_key_env, **opts)
+    return klass(model, **opts)

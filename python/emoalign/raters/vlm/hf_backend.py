@@ -43,13 +43,9 @@ class _Prefix:
 
 
 def _resolve_device(device: str) -> str:
-    import torch
+    from emoalign.raters.device import resolve_device
 
-    if device in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return "cuda"
-        return "cpu"
-    return device
+    return resolve_device(device, prefer_mps=False)
 
 
 class HFBackend:
