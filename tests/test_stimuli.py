@@ -140,7 +140,10 @@ def _broken_study(tmp_path) -> Path:
 
 def test_check_finds_every_error_kind(tmp_path):
     img = _broken_study(tmp_path)
-    df, rep = scan_stimuli(img, PATTERN, out=tmp_path / "stimuli.parquet")
+    with pytest.raises(EmoalignError, match="identical image contents under different ids"):
+        scan_stimuli(img, PATTERN, out=tmp_path / "stimuli.parquet")  # scan refuses duplicates unless told
+    df, rep = scan_stimuli(img, PATTERN, out=tmp_path / "stimuli.parquet", allow_duplicates=True)
+    assert rep.duplicates is not None and "black_m_02_sad = black_m_03_sad" in rep.duplicates.line()
     assert rep.unreadable and "asian_f_03_happy" in rep.unreadable[0]
     assert df.set_index("image_id").loc["asian_f_03_happy", "width"] is pd.NA
     df.to_parquet(tmp_path / "stimuli.parquet")
@@ -241,7 +244,8 @@ def test_installed_entry_point_check_exit_code(tmp_path):
     exe = Path(sys.executable).with_name("emoalign")
     if not exe.exists():
         pytest.skip("emoalign console script not installed beside this python")
-    r = subprocess.run([exe, "stimuli", "scan", img, "-p", PATTERN, "-o", tmp_path / "s.parquet"], capture_output=True, text=True)
+    r = subprocess.run([exe, "stimuli", "scan", img, "-p", PATTERN, "-o", tmp_path / "s.parquet", "--allow-duplicates"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([exe, "stimuli", "check", tmp_path / "s.parquet", "-e", ",".join(EMOTIONS)], capture_output=True, text=True)
     assert r.returncode == 1 and "unreadable image" in r.stdout and "Traceback" not in r.stderr

@@ -1,7 +1,8 @@
 """Run a spec: load the study, check every analysis against it, run each kind, write the results.
 
 ``run_spec(SPEC, OUT)`` writes ``OUT/<id>.parquet`` (+ ``OUT/<id>.<name>.parquet`` extras) and
-``OUT/manifest.json`` exactly as ``docs/results-contract.md`` says. Failures are isolated: an
+``OUT/manifest.json`` exactly as ``docs/results-contract.md`` says, built in a staging folder beside
+``OUT`` and swapped in whole at the end (an interrupted run leaves the old results as they were). Failures are isolated: an
 analysis that fails its data checks or raises is recorded with ``status: failed`` and its error,
 and the others still run (``RunReport.ok`` is False; the CLI exits 1).
 """
@@ -25,7 +26,8 @@ import pandas as pd
 
 from emoalign import __version__
 from emoalign.analysis.study import Study
-from emoalign.data.io import file_sha256, read_table, write_json_atomic, write_table
+from emoalign.data.io import (ensure_writable_dir, file_sha256, folder_lock, link_or_copy, read_table, staged_folder,
+                              table_record, write_json_atomic, write_table)
 from emoalign.errors import EmoalignError
 from emoalign.spec.load import LoadedSpec, did_you_mean, load_spec
 
@@ -195,12 +197,45 @@ def run_analysis(opts, study: Study, r=None):
     return KINDS[opts.kind].run(opts, study, r)
 
 
+def _owned_files(entry: dict) -> list[str]:
+    """Files of one manifest analysis entry (its table and extras)."""
+    return [f for f in [entry.get("file"), *(entry.get("extra") or {}).values()] if f]
+
+
+def _check_out(out: Path, force: bool, only) -> dict:
+    """Refuse an --out that must not be replaced; return its current manifest ({} when none)."""
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        if not force and not only:
+            raise EmoalignError(f"{out} already holds results (manifest.json)",
+                                hint="pass --force to overwrite them, --only ID to rerun some, or choose another --out")
+        try:
+            return json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            if only:
+                raise EmoalignError(f"{manifest_path} cannot be read, so --only cannot keep the other results",
+                                    hint="rerun every analysis with --force") from None
+            return {}
+    if out.exists() and not out.is_dir():
+        raise EmoalignError(f"--out {out} is a file", hint="give a folder for the results")
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise EmoalignError(f"--out {out} holds files but no emoalign results (manifest.json)",
+                            hint="results go into a folder of their own, which analyze replaces as a whole: "
+                                 "choose a new or empty folder, e.g. --out results/")
+    return {}
+
+
 def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | Path | None = None,
              only: Sequence[str] | None = None, force: bool = False,
              progress: Callable[[str, int, int, AnalysisOutcome | None], None] | None = None) -> RunReport:
     """Run every analysis of a spec (or those in ``only``) and write results + manifest to ``out``.
 
-    ``progress(event, i, total, outcome)`` is called with event ``"start"`` and ``"done"``.
+    The new results are written into a staging folder beside ``out`` and swapped in as a whole at
+    the end, so an interrupted run leaves the previous results untouched and a reader never sees a
+    mix. Files in ``out`` that no analysis owns (e.g. a rendered report) are carried over; with
+    ``only``, so are the tables of the analyses not rerun. The manifest records the sha256 and row
+    count of every table (``tables``). ``progress(event, i, total, outcome)`` is called with event
+    ``"start"`` and ``"done"``.
     """
     from emoalign.analysis.kinds import KINDS
     from emoalign.analysis.rbridge import LazyR
@@ -210,70 +245,70 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
     started = _now()
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     out = Path(out)
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists() and not force and not only:
-        raise EmoalignError(f"{out} already holds results (manifest.json)",
-                            hint="pass --force to overwrite them, --only ID to rerun some, or choose another --out")
     ids = [a.id for a in loaded.spec.analyses]
     if only:
         unknown = [i for i in only if i not in ids]
         if unknown:
             raise EmoalignError(f"--only names unknown analysis id(s) {', '.join(unknown)}"
                                 + did_you_mean(unknown[0], ids), hint=f"ids in the spec: {', '.join(ids)}")
+    _check_out(out, force, only)
+    ensure_writable_dir(out.absolute().parent, "the folder of --out")
     selected = [a for a in loaded.spec.analyses if not only or a.id in only]
     study, inputs, load_warnings = load_study(loaded, data_dir)
     problems = check_spec(loaded, study)
-    out.mkdir(parents=True, exist_ok=True)
-    r = LazyR()
-    outcomes: list[AnalysisOutcome] = []
-    for i, a in enumerate(selected):
-        oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id)
-        if progress:
-            progress("start", i, len(selected), oc)
-        t = time.perf_counter()
-        if a.id in problems:
-            oc.status, oc.error = "failed", "spec check failed:\n" + "\n".join(problems[a.id])
-        else:
-            try:
-                res = KINDS[a.kind].run(a, study, r)
-                table = res.table.copy()
-                table.insert(0, "analysis_id", a.id)
-                write_table(table, out / f"{a.id}.parquet", "results", force=True,
-                            metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
-                oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
-                for name, extra in res.extra.items():
-                    fname = f"{a.id}.{name}.parquet"
-                    write_table(extra, out / fname, None, force=True)
-                    oc.extra[name] = fname
-            except Exception as exc:  # isolate: record and go on
-                oc.status = "failed"
-                if isinstance(exc, EmoalignError):
-                    oc.error = str(exc)
-                else:
-                    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-                    oc.error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
-        oc.seconds = time.perf_counter() - t
-        outcomes.append(oc)
-        if progress:
-            progress("done", i, len(selected), oc)
-    entries = [asdict(o) for o in outcomes]
-    if only and manifest_path.exists():  # keep the entries of analyses not rerun
-        try:
-            old = json.loads(manifest_path.read_text())
-            rerun = {o.id for o in outcomes}
-            keep = {e["id"]: e for e in old.get("analyses", []) if e.get("id") not in rerun}
-            entries = [keep.get(i) or next(e for e in entries if e["id"] == i) for i in ids
-                       if i in keep or i in rerun]
-        except (OSError, ValueError, StopIteration):
-            pass
-    versions = {**python_versions(), **r_versions()}
-    manifest = {
-        "spec": {"path": str(loaded.path) if loaded.path else None,
-                 "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
-        "inputs": inputs, "versions": versions,
-        "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
-        "study": study_summary(study), "raters": rater_provenance(study),
-        "warnings": load_warnings, "analyses": entries,
-    }
-    write_json_atomic(manifest_path, manifest, force=True)
+    with folder_lock(out.absolute(), "results folder"), staged_folder(out) as stage:
+        old = _check_out(out, force, only)  # again, now that no other writer can change it
+        rerun = {a.id for a in selected}
+        kept = {e["id"]: e for e in old.get("analyses", []) if only and e.get("id") not in rerun and e.get("id") in ids}
+        dropped = {f for e in old.get("analyses", []) if e.get("id") not in kept for f in _owned_files(e)}
+        if out.is_dir():  # carry over what this run does not replace
+            for p in out.iterdir():
+                if p.name != "manifest.json" and p.name not in dropped:
+                    link_or_copy(p, stage / p.name)
+        r = LazyR()
+        outcomes: list[AnalysisOutcome] = []
+        for i, a in enumerate(selected):
+            oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id)
+            if progress:
+                progress("start", i, len(selected), oc)
+            t = time.perf_counter()
+            if a.id in problems:
+                oc.status, oc.error = "failed", "spec check failed:\n" + "\n".join(problems[a.id])
+            else:
+                try:
+                    res = KINDS[a.kind].run(a, study, r)
+                    table = res.table.copy()
+                    table.insert(0, "analysis_id", a.id)
+                    write_table(table, stage / f"{a.id}.parquet", "results", force=True,
+                                metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
+                    oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
+                    for name, extra in res.extra.items():
+                        fname = f"{a.id}.{name}.parquet"
+                        write_table(extra, stage / fname, None, force=True)
+                        oc.extra[name] = fname
+                except Exception as exc:  # isolate: record and go on
+                    oc.status = "failed"
+                    if isinstance(exc, EmoalignError):
+                        oc.error = str(exc)
+                    else:
+                        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+                        oc.error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
+            oc.seconds = time.perf_counter() - t
+            outcomes.append(oc)
+            if progress:
+                progress("done", i, len(selected), oc)
+        new = {o.id: asdict(o) for o in outcomes}
+        entries = [kept.get(i) or new[i] for i in ids if i in kept or i in new]
+        tables = {f: table_record(stage / f) for e in entries if e.get("status", "ok") == "ok"
+                  for f in _owned_files(e) if (stage / f).is_file()}
+        versions = {**python_versions(), **r_versions()}
+        manifest = {
+            "spec": {"path": str(loaded.path) if loaded.path else None,
+                     "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
+            "inputs": inputs, "versions": versions,
+            "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
+            "study": study_summary(study), "raters": rater_provenance(study),
+            "warnings": load_warnings, "analyses": entries, "tables": tables,
+        }
+        write_json_atomic(stage / "manifest.json", manifest, force=True)
     return RunReport(out=out, outcomes=outcomes, manifest=manifest, seconds=time.perf_counter() - t0)

@@ -40,13 +40,13 @@ def import_(ratings, stimuli_path, out, scale_opts, spec, rater_col, image_col, 
       emoalign humans import ratings.csv --stimuli stimuli.parquet -o humans.parquet \\
           --scale valence=1:9 --scale arousal=1:9
     """
-    from emoalign.data.io import write_table
+    from emoalign.data.io import ensure_writable_file, file_sha256, write_table
     from emoalign.humans.importer import import_humans, parse_scale, scales_from_spec
     from emoalign.stimuli.check import read_spec_study
-    from emoalign.stimuli.scan import file_sha256
 
     if out.exists() and not force:
         raise EmoalignError(f"{out} already exists", hint="pass --force to overwrite it, or choose another -o path")
+    ensure_writable_file(out, "-o")
     scales, emotions = {}, None
     if spec:
         study = read_spec_study(spec)

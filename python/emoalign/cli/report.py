@@ -17,8 +17,10 @@ import click
               help="auto: Quarto if `quarto` is on PATH, else the offline renderer (Jupyter + pandoc + Typst).")
 @click.option("--keep-markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Offline engine: also keep the assembled pandoc markdown here (for debugging).")
+@click.option("--force", is_flag=True, help="Overwrite the HTML/PDF files if they exist.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def report(results: Path, html: Path | None, pdf: Path | None, engine: str, keep_markdown: Path | None, quiet: bool):
+def report(results: Path, html: Path | None, pdf: Path | None, engine: str, keep_markdown: Path | None, force: bool,
+           quiet: bool):
     """Render the report of a results folder (written by `emoalign analyze`).
 
     \b
@@ -27,15 +29,30 @@ def report(results: Path, html: Path | None, pdf: Path | None, engine: str, keep
     analysis is missing are skipped with a note.
 
     \b
+    Nothing is overwritten without --force. A results folder whose tables do not match its
+    manifest (sha256, row counts) is refused.
+
+    \b
     Examples:
       emoalign report results/ -o report.html
       emoalign report results/ -o report.html --pdf report.pdf
       quarto render quarto/report.qmd -P results:$PWD/results    # the same, with Quarto
     """
+    from emoalign.data.io import ensure_writable_file
+    from emoalign.errors import EmoalignError
     from emoalign.report.render import render_report
+    from emoalign.report.results import Results
 
     if html is None and pdf is None:
         html = results / "report.html"
+    Results.load(results)  # refuses a folder whose tables do not match its manifest, before any rendering
+    outputs = [p for p in (html, pdf, keep_markdown) if p is not None]
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise EmoalignError("-o, --pdf and --keep-markdown name the same file", hint="give each output its own path")
+    for p in outputs:
+        if p.exists() and not force:
+            raise EmoalignError(f"{p} already exists", hint="pass --force to overwrite it, or choose another path")
+        ensure_writable_file(p, "report file")
     res = render_report(results, html, pdf, engine=engine, progress=not quiet, keep_markdown=keep_markdown)
     click.echo(f"rendered with {res.engine} in {res.seconds:.1f} s")
     for p in (res.html, res.pdf):

@@ -32,6 +32,62 @@ def parse_set(items: tuple[str, ...]) -> dict:
     return out
 
 
+#: profile mappings whose keys are a fixed vocabulary (``*``: any key); elsewhere keys are data (raters, labels, levels)
+SCHEMA_PATHS = ("", "design", "humans", "humans.rater_attributes", "humans.dimensions.*", "machines",
+                "machines.raters.*", "machines.raters.*.valence", "machines.raters.*.arousal")
+#: documented optional keys no built-in profile uses
+OPTIONAL_KEYS = {"": {"base"}, "humans.dimensions.*": {"effects", "rater_effects"},
+                 "machines.raters.*": {"confusion", "accuracy", "accuracy_by"},
+                 "machines.raters.*.valence": {"effects"}, "machines.raters.*.arousal": {"effects"}}
+
+
+def _matches(pattern: str, path: tuple) -> bool:
+    parts = pattern.split(".") if pattern else []
+    return len(parts) == len(path) and all(p in ("*", str(q)) for p, q in zip(parts, path))
+
+
+def check_set_keys(profile, overrides: dict) -> None:
+    """Refuse a --set key the profile does not know (a typo would silently simulate the unchanged study).
+
+    Keys of the fixed-vocabulary mappings (:data:`SCHEMA_PATHS`) must be ones the chosen or a
+    built-in profile uses; keys naming raters, labels or levels may be new.
+    """
+    from collections.abc import Mapping
+
+    from emoalign.simulate.profile import builtin_profiles, load_profile
+    from emoalign.spec.load import did_you_mean
+
+    known: dict[str, set] = {p: set(OPTIONAL_KEYS.get(p, ())) for p in SCHEMA_PATHS}
+
+    def collect(node, path: tuple) -> None:
+        if not isinstance(node, Mapping):
+            return
+        for pat in SCHEMA_PATHS:
+            if _matches(pat, path):
+                known[pat] |= {str(k) for k in node}
+        for k, v in node.items():
+            collect(v, path + (k,))
+
+    for prof in dict.fromkeys([profile, *builtin_profiles()]):
+        collect(load_profile(prof), ())
+    known[""].discard("source")
+
+    def walk(node, path: tuple) -> None:
+        for key, value in node.items():
+            pat = next((p for p in SCHEMA_PATHS if _matches(p, path)), None)
+            if pat is not None and str(key) not in known[pat]:
+                dotted = ".".join(map(str, (*path, key)))
+                raise EmoalignError(f"--set {dotted}: the profile has no key {key!r}"
+                                    + (f" under {'.'.join(map(str, path))!r}" if path else "")
+                                    + did_you_mean(key, sorted(known[pat])),
+                                    hint=f"keys there: {', '.join(sorted(known[pat]))} (documented at the top of "
+                                         "profiles/paper.yaml)")
+            if isinstance(value, dict):
+                walk(value, path + (key,))
+
+    walk(overrides, ())
+
+
 @click.command(context_settings={"max_content_width": 100})
 @click.option("--profile", "-p", default="paper", show_default=True,
               help="Built-in profile (paper: 1,440 images / 1,000 raters; small: 144 images / 120 raters) or a YAML path.")
@@ -64,10 +120,15 @@ def simulate(profile, out_dir, seed, sets, no_images, force, quiet):
     """
     import time
 
+    from emoalign.data.io import ensure_writable_dir
     from emoalign.simulate import simulate_study
 
     t0 = time.perf_counter()
-    res = simulate_study(out_dir, profile, seed=seed, overrides=parse_set(sets) or None, images=not no_images, force=force,
+    overrides = parse_set(sets)
+    if overrides:
+        check_set_keys(profile, overrides)
+    ensure_writable_dir(out_dir, "study folder -o")
+    res = simulate_study(out_dir, profile, seed=seed, overrides=overrides or None, images=not no_images, force=force,
                          progress=not quiet)
     s = res.summary
     rpi = s["ratings_per_image"]

@@ -10,6 +10,15 @@ import click
 from emoalign.errors import EmoalignError
 
 
+def _label_set(emotions: str | None, spec: Path | None, from_spec) -> list[str] | None:
+    """The study's emotion set from --emotions (comma-separated) or --spec (study.emotions); None when neither."""
+    if emotions:
+        return [e.strip() for e in emotions.split(",") if e.strip()]
+    if spec:
+        return from_spec(spec)
+    return None
+
+
 @click.group(help="Build (scan) and check (check) a stimulus table: images + intended emotion + design metadata.")
 def stimuli():
     pass
@@ -26,8 +35,11 @@ def stimuli():
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output parquet (paths inside are stored relative to its folder).")
 @click.option("--skip-unmatched", is_flag=True, help="Leave out image files that do not match the pattern instead of failing.")
+@click.option("--emotions", "-e", help="Comma-separated study emotion set; a label outside it is an error.")
+@click.option("--spec", type=click.Path(dir_okay=False, path_type=Path), help="Analysis spec YAML; its study.emotions is the label set.")
+@click.option("--allow-duplicates", is_flag=True, help="Accept images with identical contents under different ids (a warning).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def scan(directory, pattern, manifest, out, skip_unmatched, force):
+def scan(directory, pattern, manifest, out, skip_unmatched, emotions, spec, allow_duplicates, force):
     """Scan image folder DIR (or a --manifest) into a stimuli table with sha256, width and height.
 
     \b
@@ -36,12 +48,16 @@ def scan(directory, pattern, manifest, out, skip_unmatched, force):
       emoalign stimuli scan images/ --pattern "{emotion}/{image_id}.jpg" -o stimuli.parquet
       emoalign stimuli scan --manifest stimuli.csv -o stimuli.parquet
     """
-    from emoalign.data.io import write_table
+    from emoalign.data.io import ensure_writable_file, write_table
+    from emoalign.stimuli.check import emotions_from_spec
     from emoalign.stimuli.scan import scan_stimuli
 
     if out.exists() and not force:
         raise EmoalignError(f"{out} already exists", hint="pass --force to overwrite it, or choose another -o path")
-    df, report = scan_stimuli(directory, pattern, manifest=manifest, out=out, skip_unmatched=skip_unmatched, progress=True)
+    ensure_writable_file(out, "-o")
+    label_set = _label_set(emotions, spec, emotions_from_spec)
+    df, report = scan_stimuli(directory, pattern, manifest=manifest, out=out, skip_unmatched=skip_unmatched, progress=True,
+                              emotions=label_set, allow_duplicates=allow_duplicates)
     write_table(df, out, "stimuli", force=force,
                 metadata={"source": report.source, "pattern": pattern, "manifest": str(manifest) if manifest else None,
                           "n_images": report.n_images})
@@ -65,12 +81,7 @@ def check(table, emotions, spec, design, root, no_verify):
     """
     from emoalign.stimuli.check import check_stimuli, emotions_from_spec
 
-    if emotions:
-        label_set = [e.strip() for e in emotions.split(",") if e.strip()]
-    elif spec:
-        label_set = emotions_from_spec(spec)
-    else:
-        label_set = None
+    label_set = _label_set(emotions, spec, emotions_from_spec)
     report = check_stimuli(table, emotions=label_set, design=design.split(",") if design else None, root=root,
                            verify_images=not no_verify, progress=True)
     if label_set is None:

@@ -2,7 +2,12 @@
 
 Every write goes to a temporary file in the destination folder and is renamed into place, so an
 interrupted write never leaves a half-written file behind, and an existing file is only replaced
-when ``force=True``.
+when ``force=True``. New files get the permissions of any new file (0666 minus the user's umask).
+Temps left by a writer that was killed are removed by the next write (:func:`remove_orphan_temps`).
+
+Whole folders (a results folder) are built beside the old one and swapped in (:func:`staged_folder`);
+one writer at a time holds a folder (:func:`folder_lock`); :func:`ensure_writable_dir` proves an
+output folder writable before long work starts.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +47,24 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 #: temp files of earlier versions (``tempfile.mkstemp``: no pid) are removed once older than this
 _LEGACY_TEMP_AGE_S = 3600
+#: temp files and staging folders this process is writing right now (never swept as orphans)
+_ACTIVE: set[str] = set()
+
+
+def _orphan(path: str, pid: int) -> bool:
+    """True when the writer of ``path`` is gone: another process that no longer runs, or this process
+    after the write was abandoned (it is no longer among the writes in flight)."""
+    if pid == os.getpid():
+        return os.path.abspath(path) not in _ACTIVE
+    return not pid_alive(pid)
+
+
+def _discard(path: Path) -> None:
+    """Remove a temp file or staging folder after a failed write (a killed process never gets here)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -74,7 +99,7 @@ def remove_orphan_temps(folder: str | os.PathLike, name: str | None = None) -> l
             continue
         m = _TEMP.match(fname)
         if m:
-            if (name is not None and m.group("name") != name) or pid_alive(int(m.group("pid"))):
+            if (name is not None and m.group("name") != name) or not _orphan(entry.path, int(m.group("pid"))):
                 continue
         else:  # .<name>.<random>.tmp from tempfile.mkstemp (earlier versions)
             if name is not None and not fname.startswith(f".{name}."):
@@ -101,6 +126,7 @@ def _new_temp(path: Path) -> Path:
         except FileExistsError:
             continue
         os.close(fd)
+        _ACTIVE.add(os.path.abspath(tmp))
         return tmp
     raise FileExistsError(f"cannot create a temp file beside {path}")
 
@@ -122,8 +148,119 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _discard(tmp_path)
         raise
+    finally:
+        _ACTIVE.discard(os.path.abspath(tmp_path))
+
+
+# ---- whole folders: build beside, swap in ---------------------------------------------------
+_STAGE = re.compile(r"^\.(?P<name>.+)\.(?P<what>staging|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def recover_staged(folder: str | os.PathLike) -> list[str]:
+    """Finish or undo what a killed :func:`staged_folder` left beside ``folder``; return what was done.
+
+    A staging folder whose writer is gone is removed (the old folder was never touched). A moved-aside
+    old folder (kill between the two renames of the fallback swap) is put back when ``folder`` is
+    missing, else removed.
+    """
+    folder = Path(folder)
+    done: list[str] = []
+    try:
+        entries = list(os.scandir(folder.parent))
+    except OSError:
+        return done
+    for entry in entries:
+        m = _STAGE.match(entry.name)
+        if not m or m.group("name") != folder.name or not _orphan(entry.path, int(m.group("pid"))):
+            continue
+        path = Path(entry.path)
+        if m.group("what") == "old" and not folder.exists():
+            os.rename(path, folder)
+            done.append(f"restored {folder} from {path.name}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed {path.name}")
+    return done
+
+
+@contextmanager
+def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Build the new content of ``folder`` in a sibling staging folder and swap it in when the block ends.
+
+    Readers see the old folder or the new one, never a mix: the swap is one atomic
+    ``renameat2(RENAME_EXCHANGE)`` on Linux, else two renames (then, for an instant, no folder; a kill
+    between them is repaired by :func:`recover_staged`). On an exception the staging folder is removed
+    and ``folder`` is untouched. The staging folder is created like any new folder (the umask applies).
+    """
+    folder = Path(folder).absolute()
+    recover_staged(folder)
+    for _ in range(100):
+        stage = folder.parent / f".{folder.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            stage.mkdir(parents=False)
+            break
+        except FileExistsError:
+            continue
+    _ACTIVE.add(str(stage))
+    try:
+        yield stage
+        if not folder.exists():
+            os.rename(stage, folder)
+        elif _rename_exchange(stage, folder):
+            shutil.rmtree(stage, ignore_errors=True)  # now holds the old content
+        else:
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            _ACTIVE.add(str(old))
+            try:
+                os.rename(folder, old)
+                os.rename(stage, folder)
+                shutil.rmtree(old, ignore_errors=True)
+            finally:
+                _ACTIVE.discard(str(old))
+    except BaseException:
+        _discard(stage)
+        raise
+    finally:
+        _ACTIVE.discard(str(stage))
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst`` (same file system: instant, no extra space), else copy it with its metadata."""
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy_file)
+    else:
+        _link_or_copy_file(src, dst)
+
+
+def _link_or_copy_file(src, dst) -> None:
+    try:
+        if os.path.islink(src):
+            raise OSError
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def table_record(path: str | os.PathLike) -> dict:
+    """``{"sha256": ..., "rows": ...}`` of a parquet table, as the results manifest records it."""
+    return {"sha256": file_sha256(path), "rows": int(pq.ParquetFile(path).metadata.num_rows)}
 
 
 class FolderInUseError(EmoalignError):
@@ -176,8 +313,6 @@ def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Pat
         if same:
             break
         os.close(fd)
-    import sys
-
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["emoalign", *sys.argv[1:]])[:300]}
     os.ftruncate(fd, 0)
@@ -205,6 +340,7 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
             raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
         probe = _new_temp(folder / ".emoalign-write-probe")
         probe.unlink()
+        _ACTIVE.discard(os.path.abspath(probe))
     except (FileExistsError, NotADirectoryError) as exc:
         raise EmoalignError(f"cannot use {what} {folder}: {exc.filename or folder} exists and is not a folder",
                             hint="choose another path") from None

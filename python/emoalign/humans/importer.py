@@ -137,6 +137,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not header:
         raise EmoalignError(f"{path} is empty", hint="the first row must name the columns (rater_id, image_id, valence, ...)")
     names = [h.strip() for h in header]
+    if len(names) == 1:
+        other = next((d for d in (";", "\t", "|") if d != sep and d in names[0]), None)
+        if other:
+            name = {";": "semicolons", "\t": "tabs", "|": "'|'"}[other]
+            raise EmoalignError(f"{path}: row 1 is a single column {names[0][:80]!r}: the file is separated by {name}, "
+                                f"not {'commas' if sep == ',' else 'tabs'}",
+                                hint="save the sheet as comma-separated CSV (CSV UTF-8)"
+                                     + (", or give a tab-separated file the .tsv suffix" if other == "\t" else ""))
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
         raise EmoalignError(f"{path}: row 1 names column(s) {', '.join(dups)} more than once", hint="give every column a distinct name")
@@ -148,7 +156,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     df.columns = names
     df.index = pd.RangeIndex(2, len(df) + 2)  # spreadsheet row numbers: header is row 1
     df = df.apply(lambda s: s.str.strip())
-    return df[~(df == "").all(axis=1)]  # blank lines are skipped, their numbers kept
+    df = df[~(df == "").all(axis=1)]  # blank lines are skipped, their numbers kept
+    if df.empty:
+        raise EmoalignError(f"{path} has a header (row 1) but no trials", hint="export the sheet with its data rows")
+    return df
 
 
 def _is_missing(s: pd.Series) -> pd.Series:

@@ -24,7 +24,8 @@ class Results:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, root) -> "Results":
+    def load(cls, root, *, verify: bool = True) -> "Results":
+        """Load a results folder; with ``verify`` (default) refuse one whose tables do not match the manifest."""
         root = Path(root).expanduser().resolve()
         if not root.is_dir():
             raise EmoalignError(f"results folder {root} does not exist",
@@ -38,7 +39,63 @@ class Results:
         except json.JSONDecodeError as exc:
             raise EmoalignError(f"{mpath} is not valid JSON (line {exc.lineno}: {exc.msg})",
                                 hint="re-run `emoalign analyze` to rewrite it") from exc
-        return cls(root=root, manifest=manifest)
+        res = cls(root=root, manifest=manifest)
+        if verify:
+            problems = res.verify()
+            if problems:
+                raise EmoalignError(
+                    f"{root} does not match its manifest.json ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
+                    + "\n  ".join(problems[:20]) + (f"\n  (+{len(problems) - 20} more)" if len(problems) > 20 else ""),
+                    hint="the folder changed after `emoalign analyze` wrote it (edited, copied in part, or mixed with "
+                         "another run); rebuild it with `emoalign analyze SPEC --out DIR --force`")
+        return res
+
+    def verify(self) -> list[str]:
+        """Problems of the tables the manifest lists: missing, unreadable, other sha256 or row count.
+
+        Manifests that record ``tables`` (sha256 and rows per file) are checked byte for byte; older
+        ones by each analysis's file and row count.
+        """
+        import pyarrow.parquet as pq
+
+        from emoalign.data.io import file_sha256
+
+        def rows_of(path: Path) -> int | str:
+            try:
+                return int(pq.ParquetFile(path).metadata.num_rows)
+            except Exception as exc:  # zero-byte or damaged file
+                return f"cannot be read as parquet ({type(exc).__name__})"
+
+        problems = []
+        tables = self.manifest.get("tables")
+        expected: dict[str, dict] = {}
+        if isinstance(tables, dict):
+            expected = {str(f): dict(rec or {}) for f, rec in tables.items()}
+            for a in self.analyses:
+                if a.get("status", "ok") == "ok":
+                    for f in [a.get("file"), *(a.get("extra") or {}).values()]:
+                        if f and f not in expected:
+                            problems.append(f"{f} (analysis {a.get('id')!r}) has no sha256/row count in the manifest")
+        else:
+            expected = {a["file"]: {"rows": a.get("rows")} for a in self.analyses
+                        if a.get("status", "ok") == "ok" and a.get("file")}
+        for fname, rec in expected.items():
+            path = self.root / fname
+            if Path(fname).is_absolute() or ".." in Path(fname).parts:
+                problems.append(f"{fname}: the manifest names a file outside the results folder")
+                continue
+            if not path.is_file():
+                problems.append(f"{fname} is missing")
+                continue
+            rows = rows_of(path)
+            if isinstance(rows, str):
+                problems.append(f"{fname} {rows}; size {path.stat().st_size} bytes")
+                continue
+            if rec.get("rows") is not None and rows != int(rec["rows"]):
+                problems.append(f"{fname} has {rows} rows, the manifest says {rec['rows']}")
+            if rec.get("sha256") and file_sha256(path) != rec["sha256"]:
+                problems.append(f"{fname} differs from the file analyze wrote (sha256 mismatch)")
+        return problems
 
     # --- manifest views -------------------------------------------------------------------
     @property
@@ -88,14 +145,14 @@ class Results:
             return None
         if analysis_id not in self._cache:
             e = self.entry(analysis_id) or {}
-            self._cache[analysis_id] = pd.read_parquet(self.root / (e.get("file") or f"{analysis_id}.parquet"))
+            self._cache[analysis_id] = _read(self.root / (e.get("file") or f"{analysis_id}.parquet"))
         return self._cache[analysis_id].copy()
 
     def extra(self, analysis_id: str, name: str) -> pd.DataFrame | None:
         e = self.entry(analysis_id) or {}
         fname = (e.get("extra") or {}).get(name) or f"{analysis_id}.{name}.parquet"
         path = self.root / fname
-        return pd.read_parquet(path) if path.exists() else None
+        return _read(path) if path.exists() else None
 
     def ids_of_kind(self, kind: str) -> list[str]:
         return [a["id"] for a in self.analyses if a.get("kind") == kind]
@@ -116,3 +173,12 @@ class Results:
 
     def simulated(self) -> dict[str, bool]:
         return {r["rater"]: bool(r.get("simulated")) for r in self.raters if r.get("rater")}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """Read one results table; a damaged file is an error naming it, not a parquet traceback."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for zero-byte / truncated files
+        raise EmoalignError(f"results table {path} cannot be read ({type(exc).__name__}: {exc})",
+                            hint="rebuild the results folder with `emoalign analyze SPEC --out DIR --force`") from exc

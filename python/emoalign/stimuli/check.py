@@ -139,6 +139,28 @@ def _suggest(label: str, allowed: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def duplicate_content_issue(ids: pd.Series, hashes: pd.Series) -> Issue | None:
+    """Images whose SHA-256 is equal under different ids (``hashes`` indexed like ``ids``), else None."""
+    hashes = hashes.dropna().astype("string")
+    same = hashes[hashes.duplicated(keep=False)]
+    if not len(same):
+        return None
+    groups = [" = ".join(ids.loc[g.index].astype(str).tolist()) for _, g in same.groupby(same)]
+    return Issue("duplicate_content", "identical image contents under different ids", len(groups), tuple(groups[:5]))
+
+
+def label_issue(labels: pd.Series, emotions: Sequence[str]) -> Issue | None:
+    """Non-empty labels outside the study's emotion set (with did-you-mean), else None."""
+    allowed = [str(e) for e in emotions]
+    labels = labels.astype("string")
+    outside = labels[labels.notna() & (labels.str.strip() != "") & ~labels.isin(allowed)]
+    if not len(outside):
+        return None
+    counts = outside.value_counts()
+    ex = tuple(f"{lab!r} x{n}{_suggest(lab, allowed)}" for lab, n in counts.head(5).items())
+    return Issue("bad_label", f"label outside the study's emotions [{', '.join(allowed)}]", int(len(outside)), ex)
+
+
 def check_stimuli(
     stimuli: pd.DataFrame | str | os.PathLike,
     *,
@@ -219,24 +241,18 @@ def check_stimuli(
                             len(mismatch), tuple(mismatch[:5])))
 
     hashes = pd.Series(actual_hash, dtype="string") if actual_hash else recorded.dropna().astype("string")
-    if len(hashes):
-        same = hashes[hashes.duplicated(keep=False)]
-        if len(same):
-            groups = [" = ".join(ids.loc[g.index].tolist()) for _, g in same.groupby(same)]
-            errors.append(Issue("duplicate_content", "identical image contents under different ids",
-                                len(groups), tuple(groups[:5])))
+    dup_content = duplicate_content_issue(ids, hashes)
+    if dup_content:
+        errors.append(dup_content)
 
     labels = df["emotion"].astype("string")
     empty = ids[labels.isna() | (labels.str.strip() == "")]
     if len(empty):
         errors.append(Issue("missing_label", "empty intended emotion label", len(empty), tuple(empty.head(5))))
     if emotions is not None:
-        allowed = [str(e) for e in emotions]
-        outside = labels[labels.notna() & (labels.str.strip() != "") & ~labels.isin(allowed)]
-        if len(outside):
-            counts = outside.value_counts()
-            ex = tuple(f"{lab!r} x{n}{_suggest(lab, allowed)}" for lab, n in counts.head(5).items())
-            errors.append(Issue("bad_label", f"label outside the study's emotions [{', '.join(allowed)}]", int(len(outside)), ex))
+        bad = label_issue(labels, emotions)
+        if bad:
+            errors.append(bad)
 
     warnings: list[Issue] = []
     levels = {"emotion": list(emotions)} if emotions is not None and "emotion" in design else None

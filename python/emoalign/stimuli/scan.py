@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -136,6 +136,7 @@ class ScanReport:
     ignored_non_images: int = 0
     fields: tuple[str, ...] = ()
     source: str = ""
+    duplicates: object = None  # stimuli.check.Issue of identical contents accepted with allow_duplicates
 
     def lines(self) -> list[str]:
         out = [f"{self.n_images} images from {self.source}" + (f"; fields: {', '.join(self.fields)}" if self.fields else "")]
@@ -143,6 +144,8 @@ class ScanReport:
             out.append(f"ignored {self.ignored_non_images} non-image file(s)")
         if self.unmatched:
             out.append(f"skipped {len(self.unmatched)} file(s) not matching the pattern: {format_examples(self.unmatched)}")
+        if self.duplicates is not None:
+            out.append(f"warning: {self.duplicates.line()} (accepted with --allow-duplicates)")
         if self.unreadable:
             out.append(f"warning: {len(self.unreadable)} image(s) could not be decoded (width/height left empty): "
                        f"{format_examples(self.unreadable)}; run `emoalign stimuli check`")
@@ -203,6 +206,8 @@ def scan_stimuli(
     out: str | os.PathLike | None = None,
     skip_unmatched: bool = False,
     progress: bool = True,
+    emotions: Sequence[str] | None = None,
+    allow_duplicates: bool = False,
 ) -> tuple[pd.DataFrame, ScanReport]:
     """Build a stimuli table (STIMULI contract) from ``directory`` + ``pattern`` and/or a ``manifest``.
 
@@ -213,6 +218,9 @@ def scan_stimuli(
     manifest : CSV/TSV/parquet with ``path``, ``emotion`` (optional ``image_id``) and design columns.
     out : the file the table will be written to; ``path`` is stored relative to its folder (absolute when None).
     skip_unmatched : image files that do not match the pattern are an error unless this is True.
+    emotions : the study's emotion set; an intended label outside it is an error (None: not checked).
+    allow_duplicates : identical image contents under different ids are an error unless this is True
+        (then a warning in the report).
 
     Returns
     -------
@@ -307,5 +315,16 @@ def scan_stimuli(
             + "; ".join(f"{k} ({v})" for k, v in ex.items()),
             hint="image_id defaults to the file stem; name {image_id} in the pattern or give unique ids in the manifest",
         )
+    from emoalign.stimuli.check import duplicate_content_issue, label_issue
+
+    issues = [label_issue(df["emotion"], emotions) if emotions is not None else None,
+              duplicate_content_issue(df["image_id"], df["sha256"])]
+    if issues[1] is not None and allow_duplicates:
+        report.duplicates = issues.pop()
+    issues = [i for i in issues if i is not None]
+    if issues:
+        raise EmoalignError("; ".join(i.line() for i in issues) + "; nothing was written",
+                            hint="fix the labels (or --emotions/--spec) and remove or rename duplicate images; "
+                                 "--allow-duplicates accepts identical contents deliberately")
     report.n_images = len(df)
     return df, report
