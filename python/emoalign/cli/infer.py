@@ -96,8 +96,10 @@ def check_option_types(options: dict, targets) -> dict:
     return out
 
 
-def _preflight(kind: str, model: str, rater_spec: str, device: str, extra: dict) -> None:
-    """Checks that take seconds, run before minutes of model loading: device, option types, hub reachability."""
+def _preflight(kind: str, model: str, rater_spec: str, device: str, extra: dict, out: Path) -> None:
+    """Checks that take seconds, run before minutes of model loading: device, option types, a writable
+    --out, hub reachability."""
+    from emoalign.data.io import ensure_writable_dir
     from emoalign.raters.hub import preflight
 
     if kind in ("hf", "fer"):
@@ -105,6 +107,7 @@ def _preflight(kind: str, model: str, rater_spec: str, device: str, extra: dict)
 
         resolve_device(device, prefer_mps=kind == "fer")
     extra.update(check_option_types(extra, _option_targets(kind, model)))
+    ensure_writable_dir(out, "runs folder --out")
     hub_model = model
     if kind == "fer":
         from emoalign.raters.fer import parse_fer_name
@@ -209,7 +212,6 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
       emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
       emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
     """
-    from emoalign.data.io import ensure_writable_dir
     from emoalign.raters.runs import RowErrorsError, row_errors_error, run_rater, slug
 
     kind, model = _split_rater(rater_spec)
@@ -223,8 +225,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
     items = _load_items(stimuli, limit)
     if not items:
         raise EmoalignError(f"stimuli table {stimuli} has no rows")
-    ensure_writable_dir(out, "runs folder --out")  # before minutes of model loading
-    _preflight(kind, model, rater_spec, device, extra)
+    _preflight(kind, model, rater_spec, device, extra, out)  # seconds of checks before minutes of model loading
 
     raters = []
     if kind == "fer":

@@ -52,7 +52,7 @@ def report(results: Path, html: Path | None, pdf: Path | None, engine: str, keep
     for p in outputs:
         if p.exists() and not force:
             raise EmoalignError(f"{p} already exists", hint="pass --force to overwrite it, or choose another path")
-        ensure_writable_file(p, "report file")
+        ensure_writable_file(p, "report file", hint="write the report where you can write: -o PATH (and --pdf PATH)")
     res = render_report(results, html, pdf, engine=engine, progress=not quiet, keep_markdown=keep_markdown)
     click.echo(f"rendered with {res.engine} in {res.seconds:.1f} s")
     for p in (res.html, res.pdf):

@@ -327,35 +327,49 @@ def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Pat
         os.close(fd)
 
 
-def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
+_WRITE_HINT = "choose a folder you can write to, or ask its owner for write permission"
+
+
+def _unwritable_reason(folder: Path) -> str | None:
+    """Why ``folder`` cannot be written (created if missing, then probed with a real file), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            return "it exists and is not a folder"
+        probe = _new_temp(folder / "emoalign-write-probe")
+        probe.unlink()
+        _ACTIVE.discard(os.path.abspath(probe))
+    except FileExistsError:
+        return "a part of the path exists and is not a folder"
+    except OSError as exc:
+        where = str(exc.filename or "")
+        inside = where.startswith(str(folder))  # the folder itself or our probe file: already named
+        return (exc.strerror or str(exc)).lower() + (f" ({where})" if where and not inside else "")
+    return None
+
+
+def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder", *, hint: str = _WRITE_HINT) -> Path:
     """Create ``folder`` if needed and prove it is writable (by writing a probe file), before long work.
 
     Raises EmoalignError naming the folder and the reason (permission denied, read-only file system,
     disk full, not a folder).
     """
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
-        probe = _new_temp(folder / ".emoalign-write-probe")
-        probe.unlink()
-        _ACTIVE.discard(os.path.abspath(probe))
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise EmoalignError(f"cannot use {what} {folder}: {exc.filename or folder} exists and is not a folder",
-                            hint="choose another path") from None
-    except OSError as exc:
-        raise EmoalignError(f"cannot write into {what} {folder}: {exc.strerror or exc}",
-                            hint="choose a folder you can write to, or ask its owner for write permission") from None
+    reason = _unwritable_reason(folder)
+    if reason:
+        raise EmoalignError(f"cannot write into {what} {folder}: {reason}", hint=hint)
     return folder
 
 
-def ensure_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+def ensure_writable_file(path: str | os.PathLike, what: str = "output file", *, hint: str = _WRITE_HINT) -> Path:
     """Check that ``path`` can be written (its folder is created and probed); a folder at ``path`` is an error."""
     path = Path(path)
     if path.is_dir():
         raise EmoalignError(f"{what} {path} is a folder", hint="give a file path, e.g. out/name.parquet")
-    ensure_writable_dir(path.parent if str(path.parent) else Path("."), f"the folder of {what} {path}")
+    folder = path.parent if str(path.parent) else Path(".")
+    reason = _unwritable_reason(folder)
+    if reason:
+        raise EmoalignError(f"cannot write {what} {path}: {reason} in {folder}", hint=hint)
     return path
 
 

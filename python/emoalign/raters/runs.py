@@ -194,25 +194,29 @@ def _error_row(item: StimulusItem, exc: BaseException) -> dict:
     return {"image_id": item.image_id, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def _rate_checked(rater: Rater, batch: Sequence[StimulusItem]) -> list[dict]:
+    """``rater.rate(batch)``, refusing an answer that is not one row per given image, in order."""
+    rows = rater.rate(batch)
+    if len(rows) != len(batch):
+        raise RuntimeError(f"rater returned {len(rows)} rows for {len(batch)} images")
+    if [str(r.get("image_id")) for r in rows] != [it.image_id for it in batch]:
+        raise RuntimeError("rater returned rows for other images than it was given")
+    return rows
+
+
 def _rate_safely(rater: Rater, batch: Sequence[StimulusItem]) -> list[dict]:
+    """Rate a batch; when it fails, rate its images one by one and turn each failure into an error row."""
     try:
-        rows = rater.rate(batch)
-        if len(rows) != len(batch):
-            raise RuntimeError(f"rater returned {len(rows)} rows for {len(batch)} images")
-        if [str(r.get("image_id")) for r in rows] != [it.image_id for it in batch]:
-            raise RuntimeError("rater returned rows for other images than it was given")
-        return rows
+        return _rate_checked(rater, batch)
     except KeyboardInterrupt:
         raise
-    except Exception:
+    except Exception as exc:
         if len(batch) == 1:
-            import sys
-
-            return [_error_row(batch[0], sys.exc_info()[1])]
+            return [_error_row(batch[0], exc)]
         out = []
         for item in batch:
             try:
-                out.extend(rater.rate([item]))
+                out.extend(_rate_checked(rater, [item]))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:

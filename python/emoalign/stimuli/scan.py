@@ -323,8 +323,9 @@ def scan_stimuli(
         report.duplicates = issues.pop()
     issues = [i for i in issues if i is not None]
     if issues:
+        hints = {"bad_label": "fix the labels in the file names/manifest (or the --emotions/--spec set)",
+                 "duplicate_content": "remove the copies, or pass --allow-duplicates if they are deliberate"}
         raise EmoalignError("; ".join(i.line() for i in issues) + "; nothing was written",
-                            hint="fix the labels (or --emotions/--spec) and remove or rename duplicate images; "
-                                 "--allow-duplicates accepts identical contents deliberately")
+                            hint="; ".join(hints[i.kind] for i in issues))
     report.n_images = len(df)
     return df, report
