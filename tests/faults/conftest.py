@@ -35,19 +35,12 @@ def face_study(tmp_path_factory):
 @pytest.fixture(scope="session")
 def results_study(tmp_path_factory):
     """The engine test study (planted effects) with a four-analysis spec, one of them fitted in R."""
-    from engine_study import write_study
+    from engine_study import SPEC, write_study
 
     root = tmp_path_factory.mktemp("results_study")
     info = write_study(root, n_ids=12, n_raters=30, per_rater=30)
     spec = root / "faults.yaml"
-    spec.write_text("""\
-study:
-  stimuli: stimuli.parquet
-  humans: humans.parquet
-  machines: [runs/*/ratings.parquet]
-  scales: {valence: [1, 9], arousal: [1, 9]}
-  emotions: [angry, disgust, fear, happy, sad, neutral]
-  groups: {vlm: [gemma3], fer: [fer_a]}
+    spec.write_text(SPEC.split("analyses:")[0] + """\
 analyses:
   - {id: ceiling, kind: reliability, raters: human, dimension: valence, bootstrap: 50, seed: 1}
   - {id: agreement, kind: agreement, raters: [gemma3, fer_a], dimension: [valence, arousal]}
