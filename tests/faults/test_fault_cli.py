@@ -329,3 +329,21 @@ def test_infer_error_rows_exit_3_and_name_the_images(scratch, capsys):
     (scratch / "images" / "broken.png").write_bytes((scratch / "images" / Path(stim["path"].iloc[0]).name).read_bytes())
     code, out, err = run_cli(args + ["--retry-errors"], capsys)
     assert code == 0 and "13 images, 0 errors" in out, err
+
+
+def test_device_checks_on_a_cuda_build_with_one_gpu(monkeypatch):
+    """The CUDA branches of --device without a GPU here: torch reports a CUDA build with one device."""
+    import torch
+
+    from emoalign.errors import EmoalignError
+    from emoalign.raters.device import resolve_device
+
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("auto") == "cuda" and resolve_device("CPU") == "cpu"
+    with pytest.raises(EmoalignError, match=r"--device cuda:7: this machine has 1 CUDA GPU\(s\) \(cuda:0..cuda:0\)"):
+        resolve_device("cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CUDA build on a machine without a driver
+    with pytest.raises(EmoalignError, match="no CUDA GPU is visible"):
+        resolve_device("cuda")
