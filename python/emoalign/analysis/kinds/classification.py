@@ -2,7 +2,8 @@
 
 Rows (per rater, and per ``by`` group when given):
 
-* overall (``emotion`` NA): ``accuracy`` (Wilson CI), ``macro_f1``, ``cohen_kappa`` (asymptotic
+* overall (``emotion`` NA): ``accuracy`` (Wilson CI), ``macro_f1`` (mean F1 over the labels that occur as a
+  reference or a prediction; a label with neither is left out with a warning), ``cohen_kappa`` (asymptotic
   Fleiss-Cohen-Everitt SE and Wald CI; ``statistic`` = z against kappa = 0 with the null SE);
 * per emotion (``emotion`` = true label): ``accuracy`` (= recall, Wilson CI, ``n`` = images of that
   emotion), ``precision`` (Wilson CI, ``n`` = predictions of that emotion), ``recall``, ``f1``;
@@ -29,7 +30,7 @@ from pydantic import Field
 from emoalign.analysis.kinds._shared import check_columns, check_labels, correct_mask, finish, groups
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
 from emoalign.analysis.stats import (
-    INVALID_LABEL, cohen_kappa, confusion_matrix, macro_f1, per_class_metrics, wilson_ci,
+    INVALID_LABEL, absent_labels, cohen_kappa, confusion_matrix, macro_f1, per_class_metrics, wilson_ci,
 )
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
@@ -101,8 +102,16 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
                 continue
             for row in _rows_for(g, labels, opts):
                 rows.append({"rater": rater, **key, **row})
+            absent = absent_labels(g["reference"].astype(str), g["predicted"], labels)
+            if absent:
+                where = f"rater {rater}" + "".join(f", {k} {v}" for k, v in key.items())
+                warnings.append(f"{opts.id}: {where}: label(s) {', '.join(absent)} have no reference items and no "
+                                f"predictions; macro F1 averages the other {len(labels) - len(absent)} labels")
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
     table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
-                                                      "invalid_label": INVALID_LABEL})
+                                                      "invalid_label": INVALID_LABEL,
+                                                      "ci": {"accuracy": "Wilson", "precision": "Wilson",
+                                                             "cohen_kappa": "asymptotic Wald (Fleiss, Cohen & Everitt)"},
+                                                      "ci_level": opts.ci_level})
