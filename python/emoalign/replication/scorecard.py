@@ -89,7 +89,8 @@ def compare(entry: pd.Series, row: pd.Series | None, published: Published) -> di
         out["note"] = f"{field} is missing"
         return out
     out["estimate"] = x
-    v, bound = entry["value"], entry["bound"]
+    v = entry["value"]
+    bound = entry["bound"] if isinstance(entry["bound"], str) else None   # missing: None or NaN (pandas)
     if entry["measure"] == "p":
         pub_sig = bound == "<" or (bound is None and v < ALPHA)
         if bound == "<" and v >= ALPHA:
