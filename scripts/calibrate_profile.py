@@ -185,15 +185,34 @@ def normal_abs(mu, sd):
     return sd * SQ2PI * np.exp(-0.5 * z ** 2) + mu * (1 - 2 * ndtr(-z))
 
 
-def effect_shifts(spec: dict, design: dict) -> np.ndarray:
-    """Centred latent shifts of the planted race/gender effects, one per race x gender cell (balanced design)."""
+def effect_shifts(spec: dict, design: dict, latent: dict | None = None) -> np.ndarray:
+    """Centred latent shifts of the planted race/gender effects, one per race x gender cell (balanced design).
+
+    ``latent`` ({"race:Korean": beta, ...}, from the simulator's calibration report) replaces the targets with
+    the latent sizes the simulator will use (larger than the targets where rounding/clipping shrink them)."""
     cells = [(r, g) for r in design["races"] for g in design["genders"]]
     shift = np.zeros(len(cells))
     for factor, levels in (spec.get("effects") or {}).items():
         col = np.array([c[0] if factor == "race" else c[1] for c in cells])
-        x = np.array([float(levels.get(v, 0.0)) for v in col])
+        x = np.array([float((latent or {}).get(f"{factor}:{v}", levels.get(v, 0.0))) if v in levels else 0.0
+                      for v in col])
         shift += x - x.mean()
     return shift
+
+
+def simulated_latent_effects(prof: dict, fitted_rater: dict, name: str) -> dict:
+    """The latent effect sizes the simulator calibrates for a rater with these fitted prototypes
+    ({dim: {"race:Korean": beta}}), read from ``simulate_machines``' calibration report."""
+    from emoalign.simulate.design import stimulus_grid
+    from emoalign.simulate.machines import simulate_machines
+    from emoalign.simulate.profile import deep_merge
+
+    p = deep_merge(prof, {"machines": {"raters": {name: fitted_rater}}})
+    p["machines"]["raters"] = {name: p["machines"]["raters"][name]}
+    stim = stimulus_grid(p["design"])
+    zero = {d: np.zeros(len(stim)) for d in p["humans"]["dimensions"]}
+    _, rep = simulate_machines(stim, zero, p, seed=0)
+    return {d: {k: v["latent"] for k, v in rep[name].get(f"{d}_effects", {}).items()} for d in ("valence", "arousal")}
 
 
 def vlm_dimension(C, mean, sd, leak, H, tau, lo, hi, shifts=np.zeros(1)):
@@ -233,7 +252,7 @@ def dimension_residuals(out, T: Targets, rater, dim, H, emotions, bias_analysis)
     return res
 
 
-def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions):
+def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions, latent=None, start=None):
     lo, hi = prof["humans"]["scale"]
     fixed = {}
     for _, e in T.pub.values.iterrows():
@@ -245,7 +264,7 @@ def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions):
     cf = Confusion(emotions, acc, fixed, prof["machines"].get("confusion_weights") or {})
     dims = [d for d in ("valence", "arousal") if r.get(d)]
     sides = {d: human_side(prof, trial_sd, d) for d in dims}
-    shifts = {d: effect_shifts(r[d], prof["design"]) for d in dims}
+    shifts = {d: effect_shifts(r[d], prof["design"], (latent or {}).get(d)) for d in dims}
     n_c = cf.n
 
     def unpack(theta):
@@ -275,7 +294,8 @@ def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions):
         x0 += [float(np.clip(H[a] + bias[a], lo + 0.1, hi - 0.1)) for a in range(6)] + [np.log(0.35)] * 6 + [0.3]
         lb += [lo - 0.49] * 6 + [np.log(0.05)] * 6 + [0.0]
         ub += [hi + 0.49] * 6 + [np.log(2.5)] * 6 + [1.0]
-    sol = optimize.least_squares(residuals, np.array(x0), bounds=(lb, ub), x_scale="jac", max_nfev=4000)
+    x0 = np.clip(start if start is not None else np.array(x0), np.array(lb) + 1e-9, np.array(ub) - 1e-9)
+    sol = optimize.least_squares(residuals, x0, bounds=(lb, ub), x_scale="jac", max_nfev=4000)
     C, pars = unpack(sol.x)
     print(f"  {name}: cost {sol.cost:.2f}, macro F1 {f1_scores(C).mean():.3f}, sad F1 {f1_scores(C)[emotions.index('sad')]:.3f}")
     fitted = {"confusion": confusion_rows(C, emotions)}
@@ -287,7 +307,7 @@ def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions):
               f"bias {np.round(o['E'] - H, 2).tolist()} sd {np.round(o['SD'], 2).tolist()}")
         fitted[d] = {"prototypes": {e: [round(float(m[a]), 3), round(float(s[a]), 3)] for a, e in enumerate(emotions)},
                      "leak": round(float(leak), 3)}
-    return fitted
+    return fitted, sol.x
 
 
 def confusion_rows(C, emotions):
@@ -378,7 +398,12 @@ def fit(profile: str = "paper") -> dict:
     print("2-4. machine raters")
     for name, r in prof["machines"]["raters"].items():
         if r["family"] == "vlm":
-            fitted["machines"]["raters"][name] = fit_vlm(name, r, prof, T, trial_sd, emotions)
+            # pass 1 with the target effect sizes; pass 2 with the latent sizes the simulator calibrates for them
+            rater_fit, x = fit_vlm(name, r, prof, T, trial_sd, emotions)
+            for _ in range(2):
+                latent = simulated_latent_effects(prof, rater_fit, name)
+                rater_fit, x = fit_vlm(name, r, prof, T, trial_sd, emotions, latent=latent, start=x)
+            fitted["machines"]["raters"][name] = rater_fit
         else:
             entry = {"confusion": fit_fer_classification(name, r, prof, T, emotions)}
             for d in ("valence", "arousal"):
