@@ -325,3 +325,57 @@ def test_cli_report_errors(tmp_path):
     assert r.exit_code != 0 and isinstance(r.exception, EmoalignError) and "does not exist" in str(r.exception)
     r = CliRunner().invoke(cli, ["report", "--help"])
     assert r.exit_code == 0 and "--pdf" in r.output and "quarto render" in r.output
+
+
+def test_spec_compare_to_and_labels():
+    """`compare_to` (a built-in name or a YAML file) and `labels` are spec keys; an unknown name is a spec error."""
+    from emoalign.spec.load import parse_spec
+
+    base = "study: {stimuli: s.parquet, humans: h.parquet}\n"
+    sp = parse_spec(base + "compare_to: tae2026\nlabels: {gemma3: Gemma3-4B}\n").spec
+    assert sp.compare_to.published == "tae2026" and sp.compare_to.raters == {} and sp.labels == {"gemma3": "Gemma3-4B"}
+    sp = parse_spec(base + "compare_to: {published: mine.yaml, raters: {gemma3: g}}\n").spec
+    assert sp.compare_to.published == "mine.yaml" and sp.compare_to.raters == {"gemma3": "g"}
+    with pytest.raises(EmoalignError, match="unknown published values 'tae2025'"):
+        parse_spec(base + "compare_to: tae2025\n")
+
+
+def test_published_values_and_scorecard_rule(sample):
+    """Every number of Tables 1-7 is in the package data; the rule: CI (widened by half a printed unit) or the
+    measure's tolerance; p-values by verdict."""
+    from emoalign.replication import load_published, parse_value, scorecard, summary
+    from emoalign.replication.scorecard import compare
+
+    pub = load_published("tae2026")
+    v = pub.values
+    counts = v.groupby("table").size()
+    assert counts["Table 1"] == 21 and counts["Table 2"] == 42 and counts["Table 7"] == 36
+    assert counts[["Table 3", "Table 4", "Table 5"]].tolist() == [30, 30, 30] and counts["Table 6"] == 24
+    assert len(v) == 272 and not v.duplicated(["table", "row", "column"]).any()
+    assert "Tae, J., Park, J.-H., & Choi, W. (2026)" in pub.citation
+    assert parse_value("−1.99") == (-1.99, None, 0.005) and parse_value("< .001")[:2] == (0.001, "<")
+    assert parse_value("0.00")[2] == 0.005 and parse_value("32")[2] == 0.5 and parse_value("n.s.")[1] == "n.s."
+    e = v[(v.table == "Table 1") & (v.row == "Gemma3-4B") & (v.column == "Cohen's κ")].iloc[0]     # 0.671, tol .03
+    row = lambda x, lo=float("nan"), hi=float("nan"): pd.Series({"estimate": x, "conf_low": lo, "conf_high": hi})  # noqa: E731
+    assert compare(e, row(0.70), pub)["inside"] and not compare(e, row(0.702), pub)["inside"]
+    assert compare(e, row(0.75, 0.6705, 0.80), pub)["inside"]                       # in the CI, widened by .0005
+    assert not compare(e, row(0.75, 0.6720, 0.80), pub)["inside"]
+    prow = lambda x: pd.Series({"estimate": 1.0, "p_value": x})  # noqa: E731  (p-values are read from p_value)
+    p = v[(v.table == "Table 6") & (v.row == "Happy") & (v.column == "Gemma3 LMM p")].iloc[0]         # .442
+    assert compare(p, prow(0.2), pub)["inside"] and not compare(p, prow(0.01), pub)["inside"]
+    p = v[(v.table == "Table 6") & (v.row == "Fear") & (v.column == "Gemma3 LMM p")].iloc[0]          # < .001
+    assert compare(p, prow(0.03), pub)["inside"] and not compare(p, prow(0.2), pub)["inside"]
+    # the sample results: a row per value, the summary adds up
+    R = Results.load(sample)
+    card = scorecard(R.table, pub)
+    assert len(card) == 272 and set(card["status"]) <= {"inside", "outside", "not estimated", "not comparable"}
+    s = summary(card, pub.tables())
+    allrow = s[s.table == "All"].iloc[0]
+    assert allrow["published"] == 272 and allrow["inside"] + allrow["outside"] == allrow["estimated"]
+    assert s[s.table != "All"]["inside"].sum() == allrow["inside"]
+    # the dropped analysis has no estimates; a rater map sends a published model to another rater
+    assert (card[card.analysis == "race_emotion_accuracy"]["status"] == "not estimated").all()
+    mapped = scorecard(R.table, pub, {"gemma3": "llama32v"})
+    g = mapped[(mapped.table == "Table 1") & (mapped.row == "Gemma3-4B")]
+    ll = card[(card.table == "Table 1") & (card.row == "LLaMA-3.2-11B")]
+    assert g["estimate"].tolist() == ll["estimate"].tolist() and (g["rater"] == "llama32v").all()

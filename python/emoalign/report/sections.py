@@ -212,7 +212,8 @@ def mcnemar(R: Results) -> str:
     opts = R.options("mcnemar")
     adj = C.adjustment(opts.get("adjust", "holm"), n_tests=len(df))
     base = (f"{C.mcnemar(opts)}. n10 = images rater A labels correctly and rater B does not; n01 = the reverse; "
-            f"Δ accuracy = (n10 − n01) / n; {adj} ({SIG_NOTE}).")
+            f"Δ accuracy = (n10 − n01) / n; {adj} ({SIG_NOTE})."
+            + _remap_note(R, dict.fromkeys([*_raters_in(df), *_raters_in(df, "rater2")])))
     kinds = {"real": [], "sim": [], "mixed": []}
     for i, r in df.iterrows():
         a, b = n.is_simulated(r["rater"]), n.is_simulated(r["rater2"])

@@ -86,6 +86,16 @@ class SpecBase(BaseModel):
     def _compare_to_name(cls, v: Any) -> Any:
         return {"published": v} if isinstance(v, str) else v
 
+    @field_validator("compare_to")
+    @classmethod
+    def _known_published(cls, v: CompareTo | None) -> CompareTo | None:
+        from emoalign.replication.published import builtin_published
+
+        if v is not None and not v.published.lower().endswith((".yaml", ".yml")) and v.published not in builtin_published():
+            raise ValueError(f"unknown published values {v.published!r}; built-in: {', '.join(builtin_published())} "
+                             "(or give a .yaml file of published values)")
+        return v
+
     @model_validator(mode="after")
     def _unique_ids(self):
         seen: set[str] = set()
