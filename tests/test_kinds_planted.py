@@ -305,3 +305,13 @@ def test_classification_macro_f1_with_an_absent_label(study):
     yt, yp = lf["reference"].astype(str).to_numpy(), lf["predicted"].astype(str).to_numpy()
     assert ov.loc["macro_f1", "estimate"] == pytest.approx(skm.f1_score(yt, yp, average="macro"), abs=1e-12)
     assert any("have no reference items and no predictions" in w for w in res.warnings)
+
+
+def test_confusion_proportions_have_wilson_cis(study):
+    from statsmodels.stats.proportion import proportion_confint
+
+    t = run_kind(study, id="cls", kind="classification", raters="m1").table
+    cp = t[(t.metric == "confusion_prop") & (t.emotion == "sad") & (t.predicted == "neutral")].iloc[0]
+    cc = t[(t.metric == "confusion_count") & (t.emotion == "sad") & (t.predicted == "neutral")].iloc[0]
+    lo, hi = proportion_confint(int(cc.estimate), int(cc.n), alpha=0.05, method="wilson")
+    assert (cp.conf_low, cp.conf_high) == pytest.approx((lo, hi), abs=1e-12) and cp.conf_low < cp.estimate < cp.conf_high

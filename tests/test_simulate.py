@@ -415,3 +415,29 @@ def test_removing_a_rater_leaves_the_others_unchanged(tmp_path):
     cols = ["image_id", "emotion", "valence", "arousal"]
     pd.testing.assert_frame_equal(a.loc[a["rater"] == "gemma3", cols].reset_index(drop=True),
                                   b.loc[b["rater"] == "gemma3", cols].reset_index(drop=True))
+
+
+# ----------------------------------------------------------------------------------------------- scorecard
+
+
+def test_default_seed_reproduces_the_published_tables(tmp_path):
+    """The built-in profile, fitted by scripts/calibrate_profile.py, against the paper's published values: the
+    scorecard of the analyses that need no R (Tables 1-5 and 7, §4.1-§4.2 classification and SD ratios) on the
+    default seed. The full scorecard with the LMMs is printed by `scripts/calibrate_profile.py --verify`."""
+    from emoalign.analysis.engine import run_spec
+    from emoalign.replication import load_published, scorecard, summary
+    from emoalign.report.results import Results
+    from emoalign.resources import specs_dir
+
+    simulate_study(tmp_path / "study", "paper", images=False)
+    python_only = ["classification", "dimensional_agreement", "valence_bias", "arousal_bias", "response_diversity",
+                   "naturalness"]
+    run_spec(specs_dir() / "paper.yaml", tmp_path / "results", data_dir=tmp_path / "study", only=python_only)
+    pub = load_published("tae2026")
+    card = scorecard(Results.load(tmp_path / "results").table, pub)
+    card = card[card["analysis"].isin(python_only) & ~((card["measure"] == "p"))]
+    s = summary(card, pub.tables()).set_index("table")
+    assert s.loc["All", "estimated"] == len(card) >= 200
+    assert s.loc["All", "share_inside"] >= 0.9, s
+    for t in ("Table 1", "Table 2", "Table 4"):
+        assert s.loc[t, "share_inside"] >= 0.9, (t, s.loc[t])

@@ -40,7 +40,9 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 13px; color: #444; margin-top: .3em; }
 .callout-note { border-left: 4px solid #2c7fb8; background: #eef5fb; padding: .5em 1em; margin: 1em 0; }
-nav#TOC { background: #fafafa; border: 1px solid #eee; padding: .5em 1.5em; margin-bottom: 1.5em; font-size: 14px; }
+nav#TOC { background: #fafafa; border: 1px solid #eee; padding: .3em 1em .3em 0; margin: 0 0 1em 1.5em; font-size: 13px;
+  float: right; width: 300px; }
+nav#TOC ul { padding-left: 1.4em; margin: .3em 0; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; font-size: 90%; }
 .callout-warning { border-left: 4px solid #d95f02; background: #fff4e8; padding: .5em 1em; margin: 1em 0; }
 p.csv-download { margin: -1.2em 0 1.6em; font-size: 12px; }

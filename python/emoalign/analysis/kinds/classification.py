@@ -8,7 +8,7 @@ Rows (per rater, and per ``by`` group when given):
 * per emotion (``emotion`` = true label): ``accuracy`` (= recall, Wilson CI, ``n`` = images of that
   emotion), ``precision`` (Wilson CI, ``n`` = predictions of that emotion), ``recall``, ``f1``;
 * confusion (``emotion`` = true label, ``predicted``): ``confusion_count`` and ``confusion_prop``
-  (row proportion; ``n`` = row total).
+  (row proportion with its Wilson CI; ``n`` = row total).
 
 The label set is ``study.emotions``; a prediction that is missing or outside it counts as wrong
 (it becomes the extra predicted category ``(invalid)`` in the confusion matrix and in kappa) and is
@@ -77,8 +77,9 @@ def _rows_for(g, labels, opts: ClassificationOptions) -> list[dict]:
                 c = int(cm.loc[true, pred])
                 rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_count", estimate=float(c),
                                  n=total))
+                clo, chi = wilson_ci(c, total, opts.ci_level)
                 rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_prop",
-                                 estimate=c / total if total else float("nan"), n=total))
+                                 estimate=c / total if total else float("nan"), conf_low=clo, conf_high=chi, n=total))
     return rows
 
 
