@@ -76,7 +76,7 @@ class SpecBase(BaseModel):
         description="Display names for the report: raters, dimensions, factor levels and model terms, e.g. "
                     "{gemma3: Gemma3-4B, genderfemale: female vs male}. Names not listed are shown as they are "
                     "(model terms get an automatic 'level vs reference' label).")
-    compare_to: CompareTo | None = Field(
+    compare_to: CompareTo | str | None = Field(
         None, description="Published values to compare with (the report's replication section), e.g. `tae2026` or "
                           "{published: tae2026, raters: {gemma3: my_gemma_run}}.")
     analyses: list[Any] = Field(default_factory=list)
@@ -88,9 +88,11 @@ class SpecBase(BaseModel):
 
     @field_validator("compare_to")
     @classmethod
-    def _known_published(cls, v: CompareTo | None) -> CompareTo | None:
+    def _known_published(cls, v: CompareTo | str | None) -> CompareTo | None:
         from emoalign.replication.published import builtin_published
 
+        if isinstance(v, str):  # (the before-validator turns a name into a mapping; kept for the JSON Schema)
+            v = CompareTo(published=v)
         if v is not None and not v.published.lower().endswith((".yaml", ".yml")) and v.published not in builtin_published():
             raise ValueError(f"unknown published values {v.published!r}; built-in: {', '.join(builtin_published())} "
                              "(or give a .yaml file of published values)")
