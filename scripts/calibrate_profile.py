@@ -245,6 +245,12 @@ def dimension_residuals(out, T: Targets, rater, dim, H, emotions, bias_analysis)
         s = T.get("response_diversity", rater, dim, e, metric="sd")
         if s is not None:
             res.append((out["SD"][a] - s) / T.tol("sd"))
+    return res + overall_residuals(out, T, rater, dim)
+
+
+def overall_residuals(out: dict, T: Targets, rater: str, dim: str) -> list[float]:
+    """Tolerance-scaled residuals of the overall r, MAE, mean and SD (Tables 3 and 5)."""
+    res = []
     for metric, key, measure in (("pearson_r", "r", "r"), ("mae", "mae", "mae"), ("machine_mean", "M", "mean"),
                                  ("machine_sd", "SDall", "sd")):
         v = T.get("dimensional_agreement", rater, dim, metric=metric)
@@ -361,12 +367,7 @@ def fit_fer_dimension(name, spec, d, prof, T: Targets, trial_sd, emotions):
 
     def residuals(theta):
         o = model(theta)
-        res = []
-        for metric, key, measure in (("pearson_r", "r", "r"), ("mae", "mae", "mae"), ("machine_mean", "M", "mean"),
-                                     ("machine_sd", "SDall", "sd")):
-            v = T.get("dimensional_agreement", name, d, metric=metric)
-            if v is not None:
-                res.append((o[key] - v) / T.tol(measure))
+        res = overall_residuals(o, T, name, d)
         res += list(o["over"] / 0.05)
         if free_bias:
             res += list(0.5 * (theta[2:] - b0))
@@ -422,14 +423,7 @@ def polish_fer_dimension(name, entry, d, prof, T: Targets, trial_sd, emotions) -
                              "image_weight": round(float(rho * sig / img), 4)}}
 
     def residuals(theta):
-        o = fer_simulated_metrics(prof, name, fitted(theta), d, trial_sd)
-        res = []
-        for metric, key, measure in (("pearson_r", "r", "r"), ("mae", "mae", "mae"), ("machine_mean", "M", "mean"),
-                                     ("machine_sd", "SDall", "sd")):
-            v = T.get("dimensional_agreement", name, d, metric=metric)
-            if v is not None:
-                res.append((o[key] - v) / T.tol(measure))
-        return np.array(res)
+        return np.array(overall_residuals(fer_simulated_metrics(prof, name, fitted(theta), d, trial_sd), T, name, d))
 
     sol = optimize.least_squares(residuals, np.array([sig0, max(rho0, 0.01)]), bounds=([0.05, 0.0], [4.0, 0.95]),
                                  diff_step=0.02, max_nfev=40)

@@ -309,6 +309,8 @@ def test_render_pdf(rendered):
                    "simple effect", "Simulated study", "Replication scorecard", "Model term"):
         assert phrase in flat, phrase
     assert "intended (true)" in flat                   # figure text is text (vector), not pixels
+    assert flat.count(MARK) >= 50                      # simulated raters marked in the PDF too
+    assert len(re.findall(r"\b(inside|outside|not estimated)\b", flat.split("Replication scorecard")[-1])) >= 272
     words = pdf_words(res.pdf)
     right = max(w["x1"] for w in words)
     page = words[0]["page_width"]
