@@ -302,7 +302,7 @@ def fit_vlm(name, r, prof, T: Targets, trial_sd, emotions, latent=None, start=No
         lb += [lo - 0.49] * 6 + [np.log(0.05)] * 6 + [0.0]
         ub += [hi + 0.49] * 6 + [np.log(2.5)] * 6 + [1.0]
     x0 = np.clip(start if start is not None else np.array(x0), np.array(lb) + 1e-9, np.array(ub) - 1e-9)
-    sol = optimize.least_squares(residuals, x0, bounds=(lb, ub), x_scale="jac", max_nfev=4000)
+    sol = optimize.least_squares(residuals, x0, bounds=(lb, ub), x_scale="jac", max_nfev=4000 if start is None else 800)
     C, pars = unpack(sol.x)
     print(f"  {name}: cost {sol.cost:.2f}, macro F1 {f1_scores(C).mean():.3f}, sad F1 {f1_scores(C)[emotions.index('sad')]:.3f}")
     fitted = {"confusion": confusion_rows(C, emotions)}
