@@ -146,7 +146,8 @@ def dimension(R, dim: str, names: Names, family: dict) -> str:
     if len(vr):
         if (vr > 1.2).all():
             text += (f" The VLMs spread their ratings {fnum(vr.min(), 2)}–{fnum(vr.max(), 2)} times as widely as the human "
-                     f"image means (SD ratio): polarity exaggeration, high correlation with large absolute errors.")
+                     "image means (SD ratio)" + (": polarity exaggeration, high correlation with large absolute errors."
+                                                 if dim == "valence" else ", so their absolute errors stay large."))
         else:
             text += f" VLM SD ratios: {_list([f'{names.rater(r)} {fnum(v, 2)}' for r, v in vr.items()])}."
     slope = o[o["metric"] == "ba_slope"].set_index("rater")

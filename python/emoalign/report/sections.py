@@ -212,23 +212,29 @@ def mcnemar(R: Results) -> str:
     opts = R.options("mcnemar")
     adj = C.adjustment(opts.get("adjust", "holm"), n_tests=len(df))
     base = (f"{C.mcnemar(opts)}. n10 = images rater A labels correctly and rater B does not; n01 = the reverse; "
-            f"Δ accuracy = (n10 − n01) / n; {adj} ({SIG_NOTE})."
-            + _remap_note(R, dict.fromkeys([*_raters_in(df), *_raters_in(df, "rater2")])))
+            f"Δ accuracy = (n10 − n01) / n; {adj} ({SIG_NOTE}).")
+
+    def raters_of(rows):
+        return list(dict.fromkeys([*_raters_in(df.loc[rows]), *_raters_in(df.loc[rows], "rater2")]))
+
     kinds = {"real": [], "sim": [], "mixed": []}
     for i, r in df.iterrows():
         a, b = n.is_simulated(r["rater"]), n.is_simulated(r["rater2"])
         kinds["sim" if a and b else "real" if not a and not b else "mixed"].append(i)
     md = ""
     if kinds["real"]:
-        md += T.md_table(T.mcnemar(df.loc[kinds["real"]], n), "McNemar tests between real model runs: " + base, "tbl-mcnemar")
+        md += T.md_table(T.mcnemar(df.loc[kinds["real"]], n), "McNemar tests between real model runs: " + base
+                         + _remap_note(R, raters_of(kinds["real"])), "tbl-mcnemar")
     if kinds["sim"]:
         md += T.md_table(T.mcnemar(df.loc[kinds["sim"]], n), "McNemar tests between simulated rater profiles: " + base
-                         + n.sim_note(_raters_in(df), humans=False), "tbl-mcnemar-simulated" if kinds["real"] else "tbl-mcnemar")
+                         + n.sim_note(raters_of(kinds["sim"]), humans=False),
+                         "tbl-mcnemar-simulated" if kinds["real"] else "tbl-mcnemar")
     if kinds["mixed"]:
         md += T.md_table(T.mcnemar(df.loc[kinds["mixed"]], n),
                          "McNemar tests of a real model run against simulated profiles. These are not comparisons of two "
                          "models: the simulated rater's correctness is drawn from published accuracies. " + base
-                         + n.sim_note(_raters_in(df), humans=False), "tbl-mcnemar-mixed")
+                         + _remap_note(R, raters_of(kinds["mixed"])) + n.sim_note(raters_of(kinds["mixed"]), humans=False),
+                         "tbl-mcnemar-mixed")
     return md
 
 

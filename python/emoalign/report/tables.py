@@ -61,9 +61,14 @@ def _cell(v) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+_NUMERIC = re.compile(r"^[<>≥≤]?\s*[−+\-]?\.?\d[\d.,]*%?(\s*/\s*[\d.,]+)?(\s*[\[(][^\])]*[\])])?\s*[*ᵃ]*"
+                      r"(\s*\([^)]*\))?$")
+
+
 def _numeric_looking(s: pd.Series) -> bool:
+    """A column of numbers as the report prints them (``0.726 [0.70, 0.75]``, ``+1.17***``, ``< .001``, ``59 / 32``)."""
     vals = [str(v) for v in s if v is not None and str(v) not in ("", "–")]
-    return bool(vals) and all(re.match(r"^[−+\-]?[\d.,<> ]", v) for v in vals)
+    return bool(vals) and all(_NUMERIC.match(v) for v in vals)
 
 
 def _csv_cell(v) -> str:
@@ -95,7 +100,7 @@ def md_table(df: pd.DataFrame, caption: str | None = None, label: str | None = N
     if align is None:
         align = "l" + "".join("r" if _numeric_looking(df[c]) else "l" for c in df.columns[1:])
     # widths for the PDF: a column gets its longest cell (headers wrap at spaces, so only their longest word counts)
-    width = [min(40, 2 + max(4, max((len(w) for w in c.split()), default=0), *(len(_cell(v)) for v in df[col])))
+    width = [min(36, 2 + max(4, max((len(w) for w in c.split()), default=0), *(len(_csv_cell(_cell(v))) for v in df[col])))
              for c, col in zip(cols, df.columns)]
     sep = {"l": (":", ""), "r": ("", ":"), "c": (":", ":")}
     lines = ["| " + " | ".join(_cell(c) for c in cols) + " |",
@@ -203,19 +208,20 @@ def label_map_text(entry: dict) -> str:
 
 
 def provenance(raters: list[dict], names=None) -> pd.DataFrame:
-    """One row per machine rater; simulated profiles are marked ``SIMULATED``, real runs ``real model run``."""
+    """One row per machine rater; simulated profiles are marked ``SIMULATED``, real runs ``real run``."""
     rows = []
     for r in raters:
         sim = bool(r.get("simulated"))
         th = r.get("template_hash")
-        rows.append({"Rater": _nm(names, r.get("rater")), "Source": "**SIMULATED** profile" if sim else "real model run",
-                     "Family": str(r.get("family") or "–").upper(), "Model": r.get("model_id") or "–",
-                     "Backend": r.get("backend") or "–", "Strategy": r.get("strategy") or "–",
-                     "Template": f"`{str(th)[:12]}`" if th else "–", "Labels": label_map_text(r),
-                     "n": fnum(r.get("n")), "Errors": fnum(r.get("n_errors"))})
+        how = " · ".join(str(x) for x in (r.get("backend"), r.get("strategy")) if x)
+        rows.append({"Rater": _nm(names, r.get("rater")), "Source": "**SIMULATED**" if sim else "real run",
+                     "Type": str(r.get("family") or "–").upper(), "Model": r.get("model_id") or "–",
+                     "Backend · strategy": how or "–", "Template": f"`{str(th)[:12]}`" if th else "–",
+                     "Labels": label_map_text(r), "n": fnum(r.get("n")), "Errors": fnum(r.get("n_errors"))})
     out = pd.DataFrame(rows)
-    if len(out) and (out["Labels"] == "–").all():
-        out = out.drop(columns="Labels")
+    for col in ("Labels", "Template"):
+        if len(out) and (out[col] == "–").all():
+            out = out.drop(columns=col)
     return out
 
 
