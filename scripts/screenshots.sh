@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Screenshots of a rendered report, to look at before calling a report change done.
 #   scripts/screenshots.sh report.html [report.pdf] [OUT_DIR]
-# HTML: one tall headless-Chromium shot (1400 x SCREENSHOT_HEIGHT px, default 16000; blank space at the
+# HTML: one tall headless-Chromium shot (1400 x SCREENSHOT_HEIGHT px, default 40000; blank space at the
 # bottom is trimmed), cut into html-NN.png tiles of TILE px (default 2200) that an image viewer can show.
 # PDF: pdftoppm, one pdf-NN.png per page (PDF_DPI, default 60).
 set -euo pipefail
 html=${1:?usage: scripts/screenshots.sh report.html [report.pdf] [OUT_DIR]}
 pdf=${2:-}
 out=${3:-screenshots}
-height=${SCREENSHOT_HEIGHT:-16000}
+height=${SCREENSHOT_HEIGHT:-40000}
 tile=${TILE:-2200}
 here=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-$here/.venv/bin/python}

@@ -38,6 +38,15 @@ if ! have_r_pkgs; then
   esac
 fi
 
+# poppler-utils (pdftotext, pdftoppm): the report tests read the rendered PDF's text and word positions, and
+# scripts/screenshots.sh draws its pages (the HTML screenshots also want chromium, optional)
+if [ "$(uname -s)" = Linux ] && ! command -v pdftotext >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "==> installing poppler-utils with apt"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq poppler-utils >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv

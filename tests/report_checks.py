@@ -52,7 +52,8 @@ def scan_html(path: Path) -> _Scan:
 
 
 def decode_images(srcs: list[str]) -> list[Image.Image]:
-    """Decode every embedded image; fail on anything not a data: URI of a real PNG/SVG."""
+    """Decode every embedded image (PIL images for PNG, SVG text for SVG); fail on anything not a data: URI of a
+    real plot."""
     out = []
     for src in srcs:
         m = re.match(r"^data:image/(png|svg\+xml);base64,(.+)$", src, re.S)
@@ -65,8 +66,14 @@ def decode_images(srcs: list[str]) -> list[Image.Image]:
             # a real plot has many distinct colours, not a blank canvas
             assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 20
             out.append(im)
-        else:
-            assert b"<svg" in raw[:2000]
+        else:  # a real vector plot: well-formed SVG with many drawing elements and its text as text
+            import xml.etree.ElementTree as ET
+
+            root = ET.fromstring(raw)
+            assert root.tag.endswith("svg")
+            drawn = raw.count(b"<path") + raw.count(b"<use") + raw.count(b"<image")
+            assert drawn > 20 and raw.count(b"<text") > 3, (drawn, raw.count(b"<text"))
+            out.append(raw.decode("utf-8"))
     return out
 
 
@@ -90,3 +97,35 @@ def pdf_text(path: Path) -> str:
     if not shutil.which("pdftotext"):
         return ""
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True).stdout
+
+
+def pdf_words(path: Path) -> list[dict]:
+    """Every word of a PDF with its page size and bounding box (pdftotext -bbox); [] without poppler."""
+    if not shutil.which("pdftotext"):
+        return []
+    xml = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True).stdout
+    out = []
+    for page in re.finditer(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', xml, re.S):
+        w, h = float(page.group(1)), float(page.group(2))
+        for m in re.finditer(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page.group(3)):
+            out.append({"page_width": w, "page_height": h, "x0": float(m.group(1)), "y0": float(m.group(2)),
+                        "x1": float(m.group(3)), "y1": float(m.group(4)), "text": m.group(5)})
+    return out
+
+
+def svg_images(srcs: list[str]) -> list[str]:
+    """The SVG text of every embedded SVG image."""
+    out = []
+    for src in srcs:
+        m = re.match(r"^data:image/svg\+xml;base64,(.+)$", src, re.S)
+        if m:
+            out.append(base64.b64decode(m.group(1)).decode("utf-8"))
+    return out
+
+
+def svg_min_font_pt(svg: str, printed_width_pt: float) -> float:
+    """Smallest font size of an SVG's text once printed ``printed_width_pt`` wide (its text must be text)."""
+    width = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', svg).group(1))
+    sizes = [float(x) for x in re.findall(r"font-size:\s*([\d.]+)px", svg)]
+    assert sizes, "the SVG has no text elements (text drawn as paths?)"
+    return min(sizes) * printed_width_pt / width

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_checks import check_no_external, decode_images, pdf_pages, scan_html  # noqa: E402
+from report_checks import check_no_external, decode_images, pdf_pages, pdf_text, scan_html  # noqa: E402
 
 from emoalign.errors import EmoalignError
 
@@ -51,6 +51,22 @@ def test_demo_manifest_marks_real_and_simulated(demo):
     assert all(sim.values())
     cls = pd.read_parquet(res.results / "classification.parquet")
     assert "minixception" in set(cls["rater"])
+    # what of the study is simulated, read from the study's own files
+    assert m["simulation"]["humans"] is True and m["simulation"]["stimuli"] is True
+    assert m["simulation"]["profile"] == "small" and m["simulation"]["simulation_json"] is True
+    # the FER model's 7 native classes mapped onto the study's 6
+    mini = next(r for r in m["raters"] if r["rater"] == "minixception")
+    assert mini["label_map"]["surprise"] is None and mini["unmapped"] == "renormalise" and 0 < mini["unmapped_mass_mean"] < 1
+    # each analysis' resolved options and its kind's info, for captions built from what ran
+    by_id = {a["id"]: a for a in m["analyses"]}
+    lmm = by_id["valence_emotion_lmm"]
+    assert lmm["options"]["df_method"] == "satterthwaite" and lmm["options"]["contrast"] == "rater_type"
+    assert lmm["info"]["df_method"] == "satterthwaite"
+    assert lmm["info"]["reference_levels"] == {"emotion": "angry", "rater_type": "human"}
+    assert by_id["demographic_lmm"]["info"]["reference_levels"] == {"race": "Caucasian", "gender": "male", "rater_type": "human"}
+    assert by_id["valence_bias"]["options"]["n_comparisons"] == 18 and by_id["valence_bias"]["info"]["adjust"] == "bonferroni"
+    assert by_id["human_ceiling"]["options"]["bootstrap"] == 1000
+    assert m["spec"]["compare_to"] == {"published": "tae2026", "raters": {}} and m["spec"]["labels"]["gemma3"] == "Gemma3-4B"
 
 
 def test_demo_report_content(demo):
@@ -64,10 +80,34 @@ def test_demo_report_content(demo):
     decode_images(scan.imgs)
     check_no_external(res.html, scan)
     html = " ".join(res.html.read_text().split())
-    # provenance table: minixception is a real run, the rest are SIMULATED profiles
-    assert re.search(r"<td[^>]*>minixception</td> <td[^>]*>real model run</td>", html)
-    assert html.count("<strong>SIMULATED</strong> profile") == 7
+    # provenance table: minixception is a real run (display name from the spec's labels), the rest SIMULATED profiles
+    assert re.search(r"<td[^>]*>mini-Xception</td> <td[^>]*>real run</td>", html)
+    assert len(re.findall(r"<td[^>]*><strong>SIMULATED</strong></td>", html)) == 7
     assert "Real model runs: <code>minixception</code>" in html
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    # the title page says what is real; simulated raters carry the mark; the FER label mapping is stated
+    assert "Simulated study." in text and "Real: the outputs of mini-Xception (real model runs on the simulated images)" in text
+    assert "Gemma3-4B†" in text and "mini-Xception†" not in text
+    assert "7 classes → 6; surprise dropped, the rest renormalised" in text
+    # McNemar: real-vs-simulated pairs kept apart from the simulated-vs-simulated ones
+    for i in ("tbl-mcnemar", "tbl-mcnemar-mixed", "tbl-valence-lmm-tests", "tbl-arousal-lmm-tests",
+              "tbl-replication-summary", "tbl-naturalness", "tbl-emotion-f1", "tbl-model-demographic-lmm"):
+        assert i in scan.ids, i
+    # both LMM tests named, captions naming the df method that ran; a scorecard row per published value
+    assert "Satterthwaite df (lmerTest)" in text and "simple effect Δ (p)" in text and "model term β (p)" in text
+    from emoalign.replication import load_published
+    assert len(re.findall(r"✓ inside|✗ outside|not estimated|not comparable", text)) == len(load_published().values)
+    assert "/tmp/" not in text.split("Provenance")[-1] and str(res.out) not in text
+
+
+def test_demo_pdf_text(demo):
+    res, _ = demo
+    flat = " ".join(pdf_text(res.pdf).split())
+    if not flat:
+        pytest.skip("pdftotext not installed")
+    for phrase in ("Simulated study", "Satterthwaite df", "Model term", "simple effect", "Replication scorecard",
+                   "mini-Xception"):
+        assert phrase in flat, phrase
 
 
 def test_demo_refuses_existing(demo):

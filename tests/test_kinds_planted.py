@@ -268,3 +268,50 @@ analyses:
     assert a["a"].loa_z == 1.96 and a["c"].reference is None and a["g"].by == ["race", "emotion"]
     with pytest.raises(EmoalignError, match="adjust"):
         parse_spec(text.replace("exact: true", "adjust: holmes"))
+
+
+def test_agreement_sd_ratio_and_proportional_bias(study):
+    """sd_ratio = machine SD / human SD; ba_slope/ba_intercept = OLS of the difference on the mean (vs statsmodels)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from emoalign.analysis.kinds.agreement import agreement_rows
+
+    res = run_kind(study, id="ag", kind="agreement", raters="m1", dimension="valence")
+    t = res.table.set_index("metric")
+    p = res.extra["points"]
+    m, h = p["machine"].to_numpy(), p["human"].to_numpy()
+    assert t.loc["sd_ratio", "estimate"] == pytest.approx(m.std(ddof=1) / h.std(ddof=1), abs=1e-12)
+    ols = sm.OLS(m - h, sm.add_constant((m + h) / 2)).fit()
+    assert t.loc["ba_slope", "estimate"] == pytest.approx(ols.params[1], abs=1e-10)
+    assert t.loc["ba_intercept", "estimate"] == pytest.approx(ols.params[0], abs=1e-10)
+    assert t.loc["ba_slope", "std_error"] == pytest.approx(ols.bse[1], abs=1e-10)
+    assert t.loc["ba_slope", "p_value"] == pytest.approx(ols.pvalues[1], rel=1e-8)
+    ci = ols.conf_int(0.05)
+    assert (t.loc["ba_slope", "conf_low"], t.loc["ba_slope", "conf_high"]) == pytest.approx(tuple(ci[1]), abs=1e-10)
+    # planted proportional bias: machine = 1.5 h - 2.5 + e: d = 0.5 h - 2.5 + e, mean = 1.25 h - 1.25 + e / 2, so the
+    # slope is cov(d, mean) / var(mean) = (0.625 var h + var e / 2) / (1.5625 var h + var e / 4)
+    rng = np.random.default_rng(3)
+    hh = rng.uniform(2, 8, 4000)
+    mm = 1.5 * hh - 2.5 + rng.normal(0, 0.1, hh.size)
+    expected = (0.625 * 3 + 0.01 / 2) / (1.5625 * 3 + 0.01 / 4)   # var of U(2, 8) = 3
+    slope = {r["metric"]: r for r in agreement_rows(mm, hh)}["ba_slope"]
+    assert slope["estimate"] == pytest.approx(expected, abs=0.002) and slope["p_value"] < 1e-12
+
+
+def test_classification_macro_f1_with_an_absent_label(study):
+    """A subset without sad images where nobody answers sad: macro F1 over the 5 labels that occur, with a warning."""
+    res = run_kind(study, id="cls", kind="classification", raters="m2", subset={"emotion": ["angry", "happy"]})
+    ov = res.table[res.table.emotion.isna() & res.table.predicted.isna()].set_index("metric")
+    lf = study.label_frame("m2", subset={"emotion": ["angry", "happy"]})
+    yt, yp = lf["reference"].astype(str).to_numpy(), lf["predicted"].astype(str).to_numpy()
+    assert ov.loc["macro_f1", "estimate"] == pytest.approx(skm.f1_score(yt, yp, average="macro"), abs=1e-12)
+    assert any("have no reference items and no predictions" in w for w in res.warnings)
+
+
+def test_confusion_proportions_have_wilson_cis(study):
+    from statsmodels.stats.proportion import proportion_confint
+
+    t = run_kind(study, id="cls", kind="classification", raters="m1").table
+    cp = t[(t.metric == "confusion_prop") & (t.emotion == "sad") & (t.predicted == "neutral")].iloc[0]
+    cc = t[(t.metric == "confusion_count") & (t.emotion == "sad") & (t.predicted == "neutral")].iloc[0]
+    lo, hi = proportion_confint(int(cc.estimate), int(cc.n), alpha=0.05, method="wilson")
+    assert (cp.conf_low, cp.conf_high) == pytest.approx((lo, hi), abs=1e-12) and cp.conf_low < cp.estimate < cp.conf_high

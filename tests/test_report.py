@@ -13,17 +13,21 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_checks import check_no_external, decode_images, pdf_pages, pdf_text, scan_html  # noqa: E402
+from report_checks import (  # noqa: E402
+    check_no_external, decode_images, pdf_pages, pdf_text, pdf_words, scan_html, svg_images, svg_min_font_pt,
+)
 
 from emoalign.errors import EmoalignError
+from emoalign.report import captions as C
 from emoalign.report import sections as S
 from emoalign.report import tables as T
+from emoalign.report.names import MARK, Names
 from emoalign.report.qmd import assemble_markdown, parse_qmd, to_notebook
 from emoalign.report.results import Results
 from emoalign.report.sample import write_sample_results
 from emoalign.resources import quarto_dir
 
-DROPPED = ("mcnemar", "race_emotion_accuracy")
+DROPPED = ("race_emotion_accuracy",)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,12 @@ def test_formatting():
     assert T.fci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]" and T.fci(0.5, np.nan, 0.6) == "0.500"
     assert T.fsigned(-1.234) == "−1.23" and T.fsigned(0.3) == "+0.30"
     md = T.md_table(pd.DataFrame({"a": ["x|y"], "b": ["1.0"]}), "Cap", "tbl-x")
-    assert "| x\\|y | 1.0 |" in md and "|:---|---:|" in md and ": Cap {#tbl-x}" in md
+    assert "| x\\|y | 1.0 |" in md and "|:------|------:|" in md and ": Cap {#tbl-x}" in md
+    # a labelled table carries a CSV download (raw HTML, dropped from the PDF) of what it shows
+    import base64
+    uri = re.search(r'href="data:text/csv;charset=utf-8;base64,([^"]+)"', md).group(1)
+    assert base64.b64decode(uri).decode() == "a,b\nx|y,1.0\n" and 'download="tbl-x.csv"' in md
+    assert "csv" not in T.md_table(pd.DataFrame({"a": [1]}), "Cap")
 
 
 def test_classification_ranking_reads_the_table(sample):
@@ -67,25 +76,68 @@ def test_classification_ranking_reads_the_table(sample):
     assert t2.set_index("Emotion").loc["Sad", "llama32v"] == f"{acc:.3f}"
 
 
-def test_bias_table_marks_and_lmm_terms(sample):
+def test_bias_table_and_both_lmm_tests(sample):
     R = Results.load(sample)
     bias, lmm = R.table("arousal_bias"), R.table("arousal_emotion_lmm")
-    t = T.bias_table(bias, lmm).set_index("Emotion")
+    t = T.bias_table(bias).set_index("Emotion")
     b = bias[(bias.rater == "gemma3") & (bias.emotion == "fear")].iloc[0]
-    assert t.loc["Fear", "gemma3 bias"] == T.fsigned(b.estimate) + T.stars(b.p_adjusted)
-    # reference emotion (angry) -> the rater_type main effect; others -> the interaction term
+    assert t.loc["Fear", "gemma3"] == T.fsigned(b.estimate) + T.stars(b.p_adjusted)
+    # the paper's "LMM p": the rater_type main effect at the reference emotion (angry), the rater_type x emotion
+    # interaction elsewhere; beside it the emmeans simple effect, each in its own column
+    tests = T.lmm_tests(lmm, "angry", list(bias.emotion.unique())).set_index("Emotion")
     main = lmm[(lmm.rater == "llama32v") & (lmm.term == "rater_typemachine")].iloc[0]
     inter = lmm[(lmm.rater == "llama32v") & (lmm.term == "rater_typemachine:emotionsad")].iloc[0]
-    assert t.loc["Angry", "llama32v LMM β (p)"] == f"{T.fsigned(main.estimate, 3)} ({T.fp(main.p_value)})"
-    assert t.loc["Sad", "llama32v LMM β (p)"] == f"{T.fsigned(inter.estimate, 3)} ({T.fp(inter.p_value)})"
-    assert "mobilevit LMM β (p)" not in t.columns  # no LMM for FER raters
+    con = lmm[(lmm.rater == "llama32v") & (lmm.effect == "contrast") & (lmm.emotion == "sad")].iloc[0]
+    assert tests.loc["Angry", "llama32v: model term β (p)"] == f"{T.fsigned(main.estimate, 3)} ({T.fp(main.p_value)}) ᵃ"
+    assert tests.loc["Sad", "llama32v: model term β (p)"] == f"{T.fsigned(inter.estimate, 3)} ({T.fp(inter.p_value)})"
+    assert tests.loc["Sad", "llama32v: simple effect Δ (p)"] == f"{T.fsigned(con.estimate, 3)} ({T.fp(con.p_value)})"
+    assert inter.estimate != con.estimate       # two different tests, not one number under two names
+    # without contrast rows only the model-term columns remain
+    only = T.lmm_tests(lmm[lmm.effect != "contrast"], "angry", list(bias.emotion.unique()))
+    assert not any("simple effect" in c for c in only.columns)
 
-    # with emmeans contrast rows (spec: contrast: rater_type, contrast_by: [emotion]) those are shown instead
-    con = pd.DataFrame([{"rater": "llama32v", "dimension": "arousal", "effect": "contrast", "term": "machine - human",
-                         "emotion": "sad", "estimate": -2.1, "p_value": 0.0004}])
-    tc = T.bias_table(bias, pd.concat([lmm, con], ignore_index=True)).set_index("Emotion")
-    assert tc.loc["Sad", "llama32v LMM β (p)"] == f"{T.fsigned(-2.1, 3)} ({T.fp(0.0004)})"
-    assert tc.loc["Angry", "llama32v LMM β (p)"] == t.loc["Angry", "llama32v LMM β (p)"]  # no contrast row: fallback
+
+def test_names_markers_and_term_labels():
+    n = Names({"gemma3": "Gemma3-4B"}, {"gemma3": True, "mini": False}, humans_simulated=True)
+    assert n.rater("gemma3") == "Gemma3-4B" + MARK and n.rater("mini") == "mini" and n.rater("human") == "Human" + MARK
+    assert n.rater("gemma3,mini") == f"Gemma3-4B{MARK}, mini"
+    refs = {"race": "Caucasian", "gender": "male", "rater_type": "human", "emotion": "angry"}
+    assert n.term("genderfemale", refs) == "female vs male"
+    assert n.term("rater_typemachine:raceKorean", refs) == "machine × Korean vs Caucasian"
+    assert n.term("rater_typemachine", refs) == "machine"
+    assert n.term("(Intercept)", refs).startswith("intercept (race = Caucasian")
+    assert Names({"genderfemale": "women vs men"}).term("genderfemale", refs) == "women vs men"
+    assert "simulated" in n.sim_note(["gemma3"]).lower() and MARK in n.sim_note(["gemma3"])
+    assert n.sim_note(["mini"], humans=False) == "" and "human ratings" in n.sim_note(["mini"], humans=True)
+    assert Names().sim_note(["x"]) == ""
+
+
+def test_captions_come_from_what_ran(sample):
+    """A Kenward-Roger fit is captioned Kenward-Roger; the adjustment, its family size and the reference levels are
+    the recorded ones; the variance decomposition names its fixed effect."""
+    import json
+
+    m = json.loads((sample / "manifest.json").read_text())
+    for a in m["analyses"]:
+        if a["id"] == "valence_emotion_lmm":
+            a["options"]["df_method"] = a["info"]["df_method"] = "kenward_roger"
+            a["info"]["reference_levels"] = {"emotion": "happy", "rater_type": "human"}
+        if a["id"] == "valence_bias":
+            a["options"].update(adjust="holm", n_comparisons=None, family="rater")
+    R = Results(root=sample, manifest=m)
+    val = S.bias(R, "valence", 4)
+    assert "Kenward–Roger df" in val and "Satterthwaite" not in val
+    assert "reference levels: emotion = happy" in val and "at the reference emotion (happy" in val
+    assert "p adjusted by Holm over 30 tests within each rater's tests" in val
+    aro = S.bias(R, "arousal", 6)
+    assert "Satterthwaite df" in aro and "Bonferroni for 18 comparisons within each rater family's tests" in aro
+    vd = S.variance_decomposition(R)
+    assert "`rating ~ 1 + emotion + (1|rater_id) + (1|image_id)`" in vd and "with emotion as fixed effect" in vd
+    assert C.df_method({"df_method": "asymptotic"}) == "asymptotic z tests (lme4)"
+    assert C.adjustment("none") == "p unadjusted"
+    mc = S.mcnemar(Results.load(sample))
+    assert "n10 = images rater A labels correctly and rater B does not; n01 = the reverse" in mc
+    assert "continuity correction" in mc and "Holm" in mc
 
 
 def test_dimension_summary_and_response_variance(sample):
@@ -94,6 +146,9 @@ def test_dimension_summary_and_response_variance(sample):
     t = T.dimension_summary(ag, "arousal", R.rater_family()).set_index("Rater")
     a = ag[(ag.rater == "emonet") & (ag.dimension == "arousal")].set_index("metric").estimate
     assert t.loc["emonet", "MAE"] == f"{a['mae']:.3f}"
+    assert t.loc["emonet", "SD ratio"] == f"{a['sd_ratio']:.2f}"
+    icc = ag[(ag.rater == "emonet") & (ag.dimension == "arousal") & (ag.metric == "icc_a1")].iloc[0]
+    assert t.loc["emonet", "ICC(A,1) [95% CI]"] == T.fci(icc.estimate, icc.conf_low, icc.conf_high)
     assert t.loc["emonet", "Model M (SD)"] == f"{a['machine_mean']:.2f} ({a['machine_sd']:.2f})".replace("-", "−")
     r = ag[(ag.metric == "pearson_r") & (ag.dimension == "arousal")].set_index("rater").estimate
     assert list(t.index) == list(r.sort_values(ascending=False).index)
@@ -106,7 +161,7 @@ def test_dimension_summary_and_response_variance(sample):
 
 def test_missing_and_failed_sections_are_notes(sample, tmp_path):
     R = Results.load(sample)
-    assert R.status("mcnemar") == "missing" and "skipped" in S.mcnemar(R)
+    assert R.status("race_emotion_accuracy") == "missing" and "skipped" in S.race_emotion_accuracy(R)
     assert "callout-note" in S.race_emotion_accuracy(R)
     import json
     m = json.loads((sample / "manifest.json").read_text())
@@ -158,12 +213,21 @@ def test_assemble_honours_cell_options():
 
 
 # --- full render -------------------------------------------------------------------------------
-EXPECTED_TABLES = ["tbl-design", "tbl-design-cells", "tbl-raters", "tbl-human-ceiling", "tbl-variance", "tbl-classification",
-                   "tbl-emotion-accuracy", "tbl-valence", "tbl-valence-bias", "tbl-arousal", "tbl-arousal-bias",
-                   "tbl-response-variance-valence", "tbl-response-variance-arousal", "tbl-demographic-lmm", "tbl-provenance", "tbl-analyses",
-                   "tbl-machine-icc", "tbl-vlm-calibration"]
+EXPECTED_TABLES = ["tbl-design", "tbl-design-cells", "tbl-raters", "tbl-human-ceiling", "tbl-variance", "tbl-naturalness",
+                   "tbl-classification", "tbl-emotion-accuracy", "tbl-emotion-f1", "tbl-mcnemar", "tbl-mcnemar-mixed",
+                   "tbl-valence", "tbl-valence-bias", "tbl-valence-lmm-tests", "tbl-arousal", "tbl-arousal-bias",
+                   "tbl-arousal-lmm-tests", "tbl-response-variance-valence", "tbl-response-variance-arousal", "tbl-sd-ratio",
+                   "tbl-demographic-lmm", "tbl-replication-summary", "tbl-replication-table-1", "tbl-replication-4-5",
+                   "tbl-model-valence-emotion-lmm", "tbl-model-valence-emotion-lmm-emmeans", "tbl-model-demographic-lmm",
+                   "tbl-provenance", "tbl-analyses", "tbl-machine-icc", "tbl-vlm-calibration"]
 EXPECTED_FIGURES = ["fig-variance", "fig-confusion", "fig-strength-inversion", "fig-bland-altman", "fig-demographic-bias",
                     "fig-machine-icc", "fig-vlm-calibration"]
+
+
+def _text(html: str) -> str:
+    import html as h
+
+    return h.unescape(" ".join(re.sub(r"<[^>]+>", " ", html).split()))
 
 
 def test_render_html(rendered):
@@ -172,32 +236,86 @@ def test_render_html(rendered):
     scan = scan_html(res.html)
     missing = [i for i in EXPECTED_TABLES + EXPECTED_FIGURES if i not in scan.ids]
     assert not missing, missing
-    for absent in ("tbl-mcnemar", "tbl-race-emotion-accuracy"):  # dropped analyses: skipped with a note
-        assert absent not in scan.ids
+    assert "tbl-race-emotion-accuracy" not in scan.ids  # dropped analysis: skipped with a note
     html = res.html.read_text()
-    assert "Analysis `mcnemar`" not in html and "<code>mcnemar</code> is not in these results" in html
+    assert "<code>race_emotion_accuracy</code> is not in these results" in html
     caps = " | ".join(scan.captions)
     for phrase in ("paper Table 1", "paper Table 2", "paper Table 3", "paper Table 4", "paper Table 5", "paper Table 6",
                    "paper Table 7", "paper Figure 3", "paper Figure 4", "Bland–Altman plots", "Confusion matrices",
                    "Human inter-rater reliability"):
         assert phrase in caps, phrase
+    # HTML numbers tables and figures in document order, like the PDF
+    tcaps = [c for c in scan.captions if c.startswith("Table ")]
+    assert [int(re.match(r"Table (\d+):", c).group(1)) for c in tcaps] == list(range(1, len(tcaps) + 1))
+    assert len(tcaps) == len([i for i in scan.ids if i.startswith("tbl-")])
+    assert any(c.startswith("Figure 3: Strength inversion") for c in scan.captions)
+    # every table downloadable as CSV
+    assert html.count('class="csv-download"') == len(tcaps)
     imgs = decode_images(scan.imgs)
     assert len(imgs) == len(EXPECTED_FIGURES)
     check_no_external(res.html, scan)
-    assert "Traceback" not in html and "Error" not in re.sub(r"<[^>]+>", "", html).split("Provenance")[0]
-    assert html.count("SIMULATED") >= 8  # every simulated rater marked, plus the note
-    # generic kinds: an unknown kind and a second reliability analysis, with their own sections
-    assert "sec-vlm-calibration" in scan.ids and "kind <code>calibration</code>" in " ".join(html.split())
-    assert "expected_calibration_error" in html
+    text = _text(html)
+    assert "Traceback" not in html and "Error" not in text.split("Provenance")[0]
+    # honesty: a banner on the title page; every caption of a table/figure with simulated data says so
+    assert "Simulated study. SIMULATED (profile sample" in text and "Real: the outputs of beit" in text
+    for cap in scan.captions:
+        if cap.startswith(("Table", "Figure")) and not any(k in cap for k in ("Provenance", "Analyses in the manifest",
+                                                                               "Replication scorecard summary")):
+            assert "imulated" in cap, cap
+    assert text.count(f"Gemma3-4B{MARK}") >= 10 and "LLaMA-3.2-11B" in text            # labels: display names
+    # McNemar: real vs simulated kept apart and said to be no model comparison
+    assert "not comparisons of two models" in text
+    # both LMM tests, each named for what it is; the df method that ran
+    assert re.search(r"Model term ?: the test the paper reports as .LMM p. \(Tables 4 and 6\)", text)
+    assert "simple effect Δ (p)" in text and "Satterthwaite df (lmerTest)" in text
+    assert "reference levels: emotion = angry, rater_type = human" in text
+    # hidden results shown
+    for phrase in ("ICC(A,1) [95% CI]", "SD ratio", "Per-emotion F1", "Naturalness of the stimuli", "female vs male"):
+        assert phrase in text, phrase
+    # readings computed from the numbers, e.g. the strength inversion verdict
+    assert re.search(r"The strength inversion (holds|does not hold) here", text)
+    assert "Reading." in text and text.count("Reading.") >= 8
+    # scorecard: a row for every published value
+    from emoalign.replication import load_published
+    n_pub = len(load_published("tae2026").values)
+    assert len(re.findall(r"✓ inside|✗ outside|not estimated|not comparable", text)) == n_pub
+    # no absolute machine paths in the provenance
+    assert "/home/someone" not in html and "specs/paper.yaml" not in text.split("Provenance")[-1]
+    assert "paper.yaml" in text.split("Provenance")[-1]
+    assert "Every analysis of the spec" not in text and "editing this document" not in text   # reader-facing
+
+
+def test_figures_are_vector_and_legible(rendered):
+    res, _ = rendered
+    scan = scan_html(res.html)
+    svgs = svg_images(scan.imgs)
+    assert len(svgs) == len(scan.imgs)                 # every figure an SVG (vector in HTML and in the PDF)
+    conf = next(s for s in svgs if "intended (true)" in s)
+    assert svg_min_font_pt(conf, 510) >= 7.0           # confusion matrices printed at >= 7 pt
+    ba = next(s for s in svgs if "proportional bias (regression)" in s)
+    assert "<image" in ba and "<text" in ba            # dense points rasterised inside; axes and text vector
+    si = next(s for s in svgs if "arousal r &gt; valence r" in s or "arousal r > valence r" in s)
+    assert "stroke-dasharray" in si                    # the reference line
 
 
 def test_render_pdf(rendered):
     res, _ = rendered
     assert res.pdf.exists() and pdf_pages(res.pdf) >= 5
     text = pdf_text(res.pdf)
-    if text:
-        for phrase in ("paper Table 1", "paper Figure 3", "Demographic bias", "vlm_calibration"):
-            assert phrase in text.replace("\n", " "), phrase
+    if not text:
+        pytest.skip("pdftotext not installed")
+    flat = " ".join(text.split())
+    for phrase in ("paper Table 1", "paper Figure 3", "Demographic bias", "vlm_calibration", "Satterthwaite df",
+                   "simple effect", "Simulated study", "Replication scorecard", "Model term"):
+        assert phrase in flat, phrase
+    assert "intended (true)" in flat                   # figure text is text (vector), not pixels
+    assert flat.count(MARK) >= 50                      # simulated raters marked in the PDF too
+    assert len(re.findall(r"\b(inside|outside|not estimated)\b", flat.split("Replication scorecard")[-1])) >= 272
+    words = pdf_words(res.pdf)
+    right = max(w["x1"] for w in words)
+    page = words[0]["page_width"]
+    assert right <= page - 1.5 / 2.54 * 72 + 2, right  # nothing runs past the right margin
+    assert max(w["y1"] for w in words) <= words[0]["page_height"]
 
 
 def test_cli_report_errors(tmp_path):
@@ -209,3 +327,57 @@ def test_cli_report_errors(tmp_path):
     assert r.exit_code != 0 and isinstance(r.exception, EmoalignError) and "does not exist" in str(r.exception)
     r = CliRunner().invoke(cli, ["report", "--help"])
     assert r.exit_code == 0 and "--pdf" in r.output and "quarto render" in r.output
+
+
+def test_spec_compare_to_and_labels():
+    """`compare_to` (a built-in name or a YAML file) and `labels` are spec keys; an unknown name is a spec error."""
+    from emoalign.spec.load import parse_spec
+
+    base = "study: {stimuli: s.parquet, humans: h.parquet}\n"
+    sp = parse_spec(base + "compare_to: tae2026\nlabels: {gemma3: Gemma3-4B}\n").spec
+    assert sp.compare_to.published == "tae2026" and sp.compare_to.raters == {} and sp.labels == {"gemma3": "Gemma3-4B"}
+    sp = parse_spec(base + "compare_to: {published: mine.yaml, raters: {gemma3: g}}\n").spec
+    assert sp.compare_to.published == "mine.yaml" and sp.compare_to.raters == {"gemma3": "g"}
+    with pytest.raises(EmoalignError, match="unknown published values 'tae2025'"):
+        parse_spec(base + "compare_to: tae2025\n")
+
+
+def test_published_values_and_scorecard_rule(sample):
+    """Every number of Tables 1-7 is in the package data; the rule: CI (widened by half a printed unit) or the
+    measure's tolerance; p-values by verdict."""
+    from emoalign.replication import load_published, parse_value, scorecard, summary
+    from emoalign.replication.scorecard import compare
+
+    pub = load_published("tae2026")
+    v = pub.values
+    counts = v.groupby("table").size()
+    assert counts["Table 1"] == 21 and counts["Table 2"] == 42 and counts["Table 7"] == 36
+    assert counts[["Table 3", "Table 4", "Table 5"]].tolist() == [30, 30, 30] and counts["Table 6"] == 24
+    assert len(v) == 272 and not v.duplicated(["table", "row", "column"]).any()
+    assert "Tae, J., Park, J.-H., & Choi, W. (2026)" in pub.citation
+    assert parse_value("−1.99") == (-1.99, None, 0.005) and parse_value("< .001")[:2] == (0.001, "<")
+    assert parse_value("0.00")[2] == 0.005 and parse_value("32")[2] == 0.5 and parse_value("n.s.")[1] == "n.s."
+    e = v[(v.table == "Table 1") & (v.row == "Gemma3-4B") & (v.column == "Cohen's κ")].iloc[0]     # 0.671, tol .03
+    row = lambda x, lo=float("nan"), hi=float("nan"): pd.Series({"estimate": x, "conf_low": lo, "conf_high": hi})  # noqa: E731
+    assert compare(e, row(0.70), pub)["inside"] and not compare(e, row(0.702), pub)["inside"]
+    assert compare(e, row(0.75, 0.6705, 0.80), pub)["inside"]                       # in the CI, widened by .0005
+    assert not compare(e, row(0.75, 0.6720, 0.80), pub)["inside"]
+    prow = lambda x: pd.Series({"estimate": 1.0, "p_value": x})  # noqa: E731  (p-values are read from p_value)
+    p = v[(v.table == "Table 6") & (v.row == "Happy") & (v.column == "Gemma3 LMM p")].iloc[0]         # .442
+    assert compare(p, prow(0.2), pub)["inside"] and not compare(p, prow(0.01), pub)["inside"]
+    p = v[(v.table == "Table 6") & (v.row == "Fear") & (v.column == "Gemma3 LMM p")].iloc[0]          # < .001
+    assert compare(p, prow(0.03), pub)["inside"] and not compare(p, prow(0.2), pub)["inside"]
+    # the sample results: a row per value, the summary adds up
+    R = Results.load(sample)
+    card = scorecard(R.table, pub)
+    assert len(card) == 272 and set(card["status"]) <= {"inside", "outside", "not estimated", "not comparable"}
+    s = summary(card, pub.tables())
+    allrow = s[s.table == "All"].iloc[0]
+    assert allrow["published"] == 272 and allrow["inside"] + allrow["outside"] == allrow["estimated"]
+    assert s[s.table != "All"]["inside"].sum() == allrow["inside"]
+    # the dropped analysis has no estimates; a rater map sends a published model to another rater
+    assert (card[card.analysis == "race_emotion_accuracy"]["status"] == "not estimated").all()
+    mapped = scorecard(R.table, pub, {"gemma3": "llama32v"})
+    g = mapped[(mapped.table == "Table 1") & (mapped.row == "Gemma3-4B")]
+    ll = card[(card.table == "Table 1") & (card.row == "LLaMA-3.2-11B")]
+    assert g["estimate"].tolist() == ll["estimate"].tolist() and (g["rater"] == "llama32v").all()

@@ -69,3 +69,19 @@ def test_classification_metrics_vs_sklearn():
     assert list(cm.columns) == LABELS + [INVALID_LABEL]
     np.testing.assert_array_equal(cm[LABELS].to_numpy(), skm.confusion_matrix(t, pc, labels=LABELS))
     assert cm[INVALID_LABEL].sum() == 8
+
+
+def test_macro_f1_leaves_out_absent_labels():
+    """A label with neither reference items nor predictions is not an F1 of 0: left out, as sklearn does
+    when it infers the labels from the data (issue 11)."""
+    from emoalign.analysis.stats import absent_labels
+
+    t, p = _labels(4)
+    keep = (t != "sad") & (p != "sad")
+    t, p = t[keep], p[keep]
+    assert absent_labels(t, p, LABELS) == ["sad"]
+    assert macro_f1(t, p, LABELS) == pytest.approx(skm.f1_score(t, p, average="macro"), abs=1e-12)
+    # counting sad as F1 = 0 would be 5/6 of that
+    assert macro_f1(t, p, LABELS) > skm.f1_score(t, p, labels=LABELS, average="macro", zero_division=0) + 0.05
+    assert absent_labels(t, p, [x for x in LABELS if x != "sad"]) == []
+    assert np.isnan(macro_f1([], [], LABELS))

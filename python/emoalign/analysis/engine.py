@@ -26,8 +26,8 @@ import pandas as pd
 
 from emoalign import __version__
 from emoalign.analysis.study import Study
-from emoalign.data.io import (ensure_writable_dir, file_sha256, folder_lock, link_or_copy, read_table, staged_folder,
-                              table_record, write_json_atomic, write_table)
+from emoalign.data.io import (ensure_writable_dir, file_sha256, folder_lock, link_or_copy, read_metadata, read_table,
+                              staged_folder, table_record, write_json_atomic, write_table)
 from emoalign.errors import EmoalignError
 from emoalign.spec.load import LoadedSpec, did_you_mean, load_spec
 
@@ -51,6 +51,10 @@ class AnalysisOutcome:
     extra: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    #: the analysis' resolved options (every default filled in) and what its kind reports about the run
+    #: (``KindResult.info``: formula, df method, adjustment, reference levels, ...); the report's captions read them
+    options: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -167,7 +171,7 @@ def study_summary(study: Study) -> dict:
             "groups": study.groups}
 
 
-def rater_provenance(study: Study) -> list[dict]:
+def rater_provenance(study: Study, label_maps: dict[str, dict] | None = None) -> list[dict]:
     m = study.machines
     out = []
     for r in study.machine_raters:
@@ -181,8 +185,59 @@ def rater_provenance(study: Study) -> list[dict]:
                 entry[c] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
         entry["n"] = int(len(rows))
         entry["n_errors"] = int(rows["error"].notna().sum()) if "error" in rows.columns else 0
+        lm = (label_maps or {}).get(r)
+        if lm and any(k != v for k, v in lm["label_map"].items()):  # a native label renamed or dropped
+            entry["label_map"], entry["unmapped"] = lm["label_map"], lm.get("unmapped")
+            if "unmapped_mass" in rows.columns:
+                entry["unmapped_mass_mean"] = float(rows["unmapped_mass"].mean())
         out.append(entry)
     return out
+
+
+def run_label_maps(files: Sequence[Path]) -> dict[str, dict]:
+    """rater -> {label_map, unmapped} of runs whose run manifest maps a model's native classes onto the study's
+    labels (e.g. a 7-class FER model: surprise -> none, renormalised); read from ``<run>/manifest.json``."""
+    out: dict[str, dict] = {}
+    for f in files:
+        try:
+            run = json.loads((Path(f).parent / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        cfg = run.get("config") or {}
+        if run.get("rater") and isinstance(cfg.get("label_map"), dict):
+            out[str(run["rater"])] = {"label_map": cfg["label_map"], "unmapped": cfg.get("unmapped")}
+    return out
+
+
+def simulation_record(loaded: LoadedSpec, data_dir: str | Path | None = None) -> dict | None:
+    """What of the study's inputs is simulated: the parquet metadata ``simulated`` flag that ``emoalign simulate``
+    writes into stimuli/humans, and its ``simulation.json`` (profile, seed) beside them; None when nothing is."""
+    s = loaded.spec.study
+    base = Path(data_dir) if data_dir else loaded.folder
+    rec: dict = {}
+    for what, rel in (("stimuli", s.stimuli), ("humans", s.humans)):
+        try:
+            meta = read_metadata(_resolve(base, rel))
+        except Exception:  # a CSV or unreadable schema: nothing recorded
+            meta = {}
+        rec[what] = bool(meta.get("simulated"))
+        for k in ("profile", "seed"):
+            if meta.get(k) is not None:
+                rec.setdefault(k, meta[k])
+    sim_json = _resolve(base, s.stimuli).parent / "simulation.json"
+    if sim_json.exists():
+        try:
+            sj = json.loads(sim_json.read_text())
+            rec.setdefault("profile", (sj.get("profile") or {}).get("name"))
+            rec.setdefault("seed", sj.get("seed"))
+            rec["simulation_json"] = True
+        except (OSError, ValueError):
+            pass
+    return rec if (rec.get("stimuli") or rec.get("humans")) else None
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
 def _now() -> str:
@@ -268,7 +323,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
         r = LazyR()
         outcomes: list[AnalysisOutcome] = []
         for i, a in enumerate(selected):
-            oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id)
+            oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id, options=a.model_dump(mode="json"))
             if progress:
                 progress("start", i, len(selected), oc)
             t = time.perf_counter()
@@ -282,6 +337,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                     write_table(table, stage / f"{a.id}.parquet", "results", force=True,
                                 metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
                     oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
+                    oc.info = _jsonable(res.info)
                     for name, extra in res.extra.items():
                         fname = f"{a.id}.{name}.parquet"
                         write_table(extra, stage / fname, None, force=True)
@@ -302,12 +358,18 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
         tables = {f: table_record(stage / f) for e in entries if e.get("status", "ok") == "ok"
                   for f in _owned_files(e) if (stage / f).is_file()}
         versions = {**python_versions(), **r_versions()}
+        compare_to = loaded.spec.compare_to.model_dump() if loaded.spec.compare_to else None
+        if compare_to and Path(compare_to["published"]).suffix.lower() in (".yaml", ".yml"):
+            compare_to["published"] = str(_resolve(loaded.folder, compare_to["published"]).resolve())
+        base = Path(data_dir) if data_dir else loaded.folder
         manifest = {
             "spec": {"path": str(loaded.path) if loaded.path else None,
-                     "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
+                     "sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
+                     "labels": dict(loaded.spec.labels), "compare_to": compare_to},
             "inputs": inputs, "versions": versions,
             "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
-            "study": study_summary(study), "raters": rater_provenance(study),
+            "study": study_summary(study), "simulation": simulation_record(loaded, data_dir),
+            "raters": rater_provenance(study, run_label_maps(machine_files(base, loaded.spec.study.machines))),
             "warnings": load_warnings, "analyses": entries, "tables": tables,
         }
         write_json_atomic(stage / "manifest.json", manifest, force=True)

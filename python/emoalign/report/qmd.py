@@ -169,7 +169,48 @@ def cell_markdown(chunk: Chunk, cell, defaults: dict, target: str) -> str:
 
 
 #: format options that are pandoc command-line switches, not metadata
-SWITCHES = {"toc", "toc-depth", "number-sections", "embed-resources", "self-contained"}
+SWITCHES = {"toc", "toc-depth", "number-sections", "embed-resources", "self-contained", "include-in-header"}
+
+
+def header_includes(doc: QmdDoc, target: str) -> str:
+    """The text of the target's ``include-in-header`` entries (Quarto syntax: a list of ``{text: ...}`` or
+    ``{file: ...}`` items, or one string), for pandoc's ``--include-in-header``."""
+    inc = doc.format_options(target).get("include-in-header")
+    items = inc if isinstance(inc, list) else [inc] if inc else []
+    out = []
+    for it in items:
+        if isinstance(it, dict) and "text" in it:
+            out.append(str(it["text"]))
+        elif isinstance(it, str):
+            out.append(it)
+        else:
+            raise EmoalignError(f"include-in-header entry {it!r} is not supported offline",
+                                hint="use `- text: |` with the header content inline")
+    return "\n".join(out)
+
+
+_TBL_CAPTION = re.compile(r"^: (?!Table \d+: )(.*\{#tbl-[^}]+\}.*)$", re.M)
+_FIG = re.compile(r"^!\[(?!Figure \d+: )(?=[^\n]*\{#fig-)", re.M)
+
+
+def number_captions(markdown: str) -> str:
+    """Prefix every labelled table caption with ``Table N:`` and figure caption with ``Figure N:`` in document
+    order, as Quarto and the Typst PDF number them (plain pandoc HTML does not)."""
+    events = sorted([(m.start(), "tbl") for m in _TBL_CAPTION.finditer(markdown)]
+                    + [(m.start(), "fig") for m in _FIG.finditer(markdown)])
+    counts = {"tbl": 0, "fig": 0}
+    out, last = [], 0
+    for pos, kind in events:
+        counts[kind] += 1
+        out.append(markdown[last:pos])
+        if kind == "tbl":
+            out.append(f": Table {counts['tbl']}: ")
+            last = pos + 2
+        else:
+            out.append(f"![Figure {counts['fig']}: ")
+            last = pos + 2
+    out.append(markdown[last:])
+    return "".join(out)
 
 
 def pandoc_args(doc: QmdDoc, target: str) -> list[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emoalign.errors import EmoalignError
-from emoalign.report.qmd import assemble_markdown, pandoc_args, parse_qmd, to_notebook
+from emoalign.report.qmd import assemble_markdown, header_includes, number_captions, pandoc_args, parse_qmd, to_notebook
 from emoalign.resources import quarto_dir
 
 CSS = """
@@ -40,8 +40,14 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 13px; color: #444; margin-top: .3em; }
 .callout-note { border-left: 4px solid #2c7fb8; background: #eef5fb; padding: .5em 1em; margin: 1em 0; }
-nav#TOC { background: #fafafa; border: 1px solid #eee; padding: .5em 1.5em; margin-bottom: 1.5em; font-size: 14px; }
+nav#TOC { background: #fafafa; border: 1px solid #eee; padding: .3em 1em .3em 0; margin: 0 0 1em 1.5em; font-size: 13px;
+  float: right; width: 300px; }
+nav#TOC ul { padding-left: 1.4em; margin: .3em 0; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; font-size: 90%; }
+.callout-warning { border-left: 4px solid #d95f02; background: #fff4e8; padding: .5em 1em; margin: 1em 0; }
+p.csv-download { margin: -1.2em 0 1.6em; font-size: 12px; }
+p.csv-download a { color: #2c7fb8; text-decoration: none; } p.csv-download a:before { content: "⤓ "; }
+td, th { vertical-align: top; }
 """
 
 
@@ -164,7 +170,7 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
         md_text = assemble_markdown(doc, nb, target="html")
         if keep_markdown:
             Path(keep_markdown).write_text(md_text)
-        md_html.write_text(externalize_images(md_text, tmp / "img"))
+        md_html.write_text(externalize_images(number_captions(md_text), tmp / "img"))
         if html:
             out_html = Path(html).resolve()
             out_html.parent.mkdir(parents=True, exist_ok=True)
@@ -182,11 +188,17 @@ def render_offline(results, html=None, pdf=None, *, qmd: Path | None = None, kee
             md_pdf = tmp / "report-typst.md"
             md_pdf.write_text(externalize_images(assemble_markdown(doc, nb, target="typst"), tmp / "img"))
             typ = tmp / "report.typ"
-            _run([pandoc, str(md_pdf), "-f", "markdown", "-t", "typst", "--standalone", "--columns=100000", "--extract-media", "media",
-                  *pandoc_args(doc, "typst"), "-o", str(typ)], "pandoc (Typst)", cwd=tmp)
+            head = tmp / "header.typ"
+            head.write_text(header_includes(doc, "typst"))
+            # --columns=120: a pipe table wider than that gets relative column widths (from its separator dashes),
+            # so its cells wrap within the page instead of running off it
+            _run([pandoc, str(md_pdf), "-f", "markdown", "-t", "typst", "--standalone", "--columns=120", "--extract-media", "media",
+                  "--include-in-header", str(head), *pandoc_args(doc, "typst"), "-o", str(typ)], "pandoc (Typst)", cwd=tmp)
             part = out_pdf.with_name(f".{out_pdf.name}.part")
             try:
-                typst.compile(str(typ), output=str(part), root=str(tmp))
+                from emoalign.report.figures import font_dir
+
+                typst.compile(str(typ), output=str(part), root=str(tmp), font_paths=[font_dir()])
             except Exception as exc:
                 raise EmoalignError(f"typst could not compile the PDF: {exc}", hint="render HTML only (omit --pdf) and report this") from exc
             os.replace(part, out_pdf)

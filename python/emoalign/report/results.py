@@ -172,7 +172,43 @@ class Results:
         return fam
 
     def simulated(self) -> dict[str, bool]:
+        """Machine rater -> simulated profile (True) or real model run (False)."""
         return {r["rater"]: bool(r.get("simulated")) for r in self.raters if r.get("rater")}
+
+    def rater_entry(self, rater: str) -> dict:
+        return next((r for r in self.raters if r.get("rater") == rater), {})
+
+    # --- what ran and what is simulated -----------------------------------------------------
+    @property
+    def simulation(self) -> dict:
+        """What of the study's inputs is simulated (``manifest.simulation``; empty when nothing is)."""
+        return dict(self.manifest.get("simulation") or {})
+
+    @property
+    def humans_simulated(self) -> bool:
+        return bool(self.simulation.get("humans"))
+
+    @property
+    def stimuli_simulated(self) -> bool:
+        return bool(self.simulation.get("stimuli"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Display names from the spec's ``labels:`` map."""
+        return dict((self.manifest.get("spec") or {}).get("labels") or {})
+
+    @property
+    def compare_to(self) -> dict | None:
+        """The spec's ``compare_to`` (published values for the replication section), or None."""
+        return (self.manifest.get("spec") or {}).get("compare_to")
+
+    def options(self, analysis_id: str) -> dict:
+        """The analysis' resolved options as the engine recorded them (empty for results of older versions)."""
+        return dict((self.entry(analysis_id) or {}).get("options") or {})
+
+    def info(self, analysis_id: str) -> dict:
+        """What the analysis' kind reported about the run (formula, df method, reference levels, ...)."""
+        return dict((self.entry(analysis_id) or {}).get("info") or {})
 
 
 def _read(path: Path) -> pd.DataFrame:

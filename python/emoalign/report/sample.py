@@ -103,8 +103,14 @@ def _agreement(stim, mach, raters, aid):
                                         ("human_mean", h.mean(), np.nan, np.nan), ("human_sd", h.std(ddof=1), np.nan, np.nan),
                                         ("mean_diff", md, md - 1.96 * sd / np.sqrt(len(m)), md + 1.96 * sd / np.sqrt(len(m))),
                                         ("loa_low", md - 1.96 * sd, np.nan, np.nan), ("loa_high", md + 1.96 * sd, np.nan, np.nan),
-                                        ("icc_a1", r * 0.8, r * 0.8 - 0.05, r * 0.8 + 0.05)):
+                                        ("icc_a1", r * 0.8, r * 0.8 - 0.05, r * 0.8 + 0.05),
+                                        ("sd_ratio", m.std(ddof=1) / h.std(ddof=1), np.nan, np.nan)):
                 rows.append({**base, "metric": metric, "estimate": float(est), "conf_low": lo, "conf_high": hi})
+            fit = stats.linregress((m + h) / 2, diff)
+            for metric, est, se in (("ba_slope", fit.slope, fit.stderr), ("ba_intercept", fit.intercept, fit.intercept_stderr)):
+                rows.append({**base, "metric": metric, "estimate": float(est), "std_error": float(se),
+                             "p_value": float(2 * stats.t.sf(abs(est / se), len(m) - 2)),
+                             "conf_low": est - 1.96 * se, "conf_high": est + 1.96 * se})
             pts.append(pd.DataFrame(dict(rater=rater, dimension=dim, image_id=d.image_id, machine=m, human=h,
                                          mean=(m + h) / 2, diff=diff)))
     return _frame(rows, aid), pd.concat(pts, ignore_index=True)
@@ -141,6 +147,11 @@ def _lmm(bias, rater, dim, aid):
         t = r["estimate"] / se
         out.append({**r, "std_error": se, "statistic": t, "df": 430.0, "p_value": 2 * stats.t.sf(abs(t), 430),
                     "conf_low": r["estimate"] - 1.97 * se, "conf_high": r["estimate"] + 1.97 * se})
+    for e in EMOTIONS:  # emmeans simple effects: machine - human within each emotion
+        est, se = float(b[e]), 0.09
+        t = est / se
+        out.append(dict(effect="contrast", term="machine - human", emotion=e, estimate=est, std_error=se, statistic=t,
+                        df=430.0, p_value=2 * stats.t.sf(abs(t), 430), conf_low=est - 1.97 * se, conf_high=est + 1.97 * se))
     out += [dict(effect="ran_pars", group="image_id", term="sd__(Intercept)", estimate=0.55),
             dict(effect="ran_pars", group="Residual", term="sd__Observation", estimate=0.61)]
     out += [dict(effect="fit", term=t, estimate=v) for t, v in (("AIC", 2400.0), ("BIC", 2470.0), ("logLik", -1187.0), ("nobs", 432.0))]
@@ -200,8 +211,33 @@ def _group_accuracy(stim, mach, aid):
     return _frame(rows, aid)
 
 
+def _options(aid: str, kind: str) -> tuple[dict, dict]:
+    """Resolved options of ``aid`` in specs/paper.yaml (every default filled in, as the engine records them) and
+    the kind info the engine would record."""
+    import yaml
+
+    from emoalign.resources import specs_dir
+    from emoalign.spec.model import spec_model
+
+    spec = yaml.safe_load((specs_dir() / "paper.yaml").read_text())
+    entry = next((a for a in spec["analyses"] if a["id"] == aid), None)
+    if entry is None:
+        return {"id": aid, "kind": kind}, {}
+    opts = spec_model().model_validate({"study": spec["study"], "analyses": [entry]}).analyses[0].model_dump(mode="json")
+    info = {}
+    if kind == "lmm":
+        refs = dict(opts.get("reference_levels") or {})
+        refs.setdefault("emotion", "angry") if "emotion" in opts["formula"] else None
+        info = {"formula": opts["formula"], "df_method": opts["df_method"], "reference_levels": refs}
+    elif kind == "variance_components":
+        info = {"formula": "rating ~ 1 + emotion + (1|rater_id) + (1|image_id)"}
+    elif kind == "group_bias":
+        info = {"adjust": opts["adjust"], "family": opts["family"], "n_comparisons": opts["n_comparisons"]}
+    return opts, info
+
+
 def write_sample_results(out_dir, *, seed: int = 0, n_per_cell: int = 12, drop: tuple[str, ...] = (),
-                         extra_analyses: bool = True) -> Path:
+                         extra_analyses: bool = True, real_raters: tuple[str, ...] = ("beit",)) -> Path:
     """Write a synthetic, contract-conformant results folder for every analysis id of specs/paper.yaml.
 
     ``drop`` leaves analyses out (to test skipped sections); ``extra_analyses`` adds analyses the fixed
@@ -253,6 +289,12 @@ def write_sample_results(out_dir, *, seed: int = 0, n_per_cell: int = 12, drop: 
     tables["response_diversity"] = ("response_diversity", _diversity(stim, mach, vlm + fer_va, "response_diversity", rng), {})
     tables["demographic_lmm"] = ("lmm", _demographic(rng, "demographic_lmm"), {})
     tables["race_emotion_accuracy"] = ("group_accuracy", _group_accuracy(stim, mach, "race_emotion_accuracy"), {})
+    nat = []
+    for e in EMOTIONS:
+        x = np.clip(np.round(rng.normal(5.2 + (1.6 if e == "happy" else 0.5 if e == "neutral" else 0.0), 1.7, 5 * n_per_cell * 6)), 1, 9)
+        nat += [dict(rater="human", dimension="naturalness", emotion=e, metric=m, estimate=float(v), n=x.size)
+                for m, v in (("n_unique", len(np.unique(x))), ("sd", x.std(ddof=1)), ("mean", x.mean()), ("sd_ratio", 1.0))]
+    tables["naturalness"] = ("response_diversity", _frame(nat, "naturalness"), {})
     if extra_analyses:
         rel = [dict(raters=f"{r},human", dimension=dim, metric="icc_a1", estimate=float(rng.uniform(0.3, 0.9)), n=len(stim))
                for r in vlm for dim in ("valence", "arousal")]
@@ -273,16 +315,22 @@ def write_sample_results(out_dir, *, seed: int = 0, n_per_cell: int = 12, drop: 
         for name, edf in extra.items():
             edf.to_parquet(out / f"{aid}.{name}.parquet", index=False)
             ex[name] = f"{aid}.{name}.parquet"
+        opts, info = _options(aid, kind)
         analyses.append(dict(id=aid, kind=kind, title=None, status="ok", seconds=0.1, rows=len(df), file=f"{aid}.parquet",
-                             extra=ex, warnings=[], error=None))
+                             extra=ex, warnings=[], error=None, options=opts, info=info))
     cells = (stim.groupby(["race", "gender", "emotion"]).size().rename("n").reset_index().to_dict("records"))
-    rater_rows = [dict(rater=r, family=p[0], simulated=True, backend="simulated", model_id=f"simulated/{r}",
+    rater_rows = [dict(rater=r, family=p[0], simulated=r not in real_raters,
+                       backend="simulated" if r not in real_raters else "fer", model_id=f"simulated/{r}",
                        strategy="context_carry" if p[0] == "vlm" else "classifier",
                        template_hash=hashlib.sha256(r.encode()).hexdigest()[:12] if p[0] == "vlm" else None,
                        n=len(stim), n_errors=0) for r, p in PROFILES.items()]
     manifest = {
-        "spec": {"path": "specs/paper.yaml", "sha256": "0" * 64},
-        "inputs": {"stimuli.parquet": "1" * 64, "humans.parquet": "2" * 64},
+        "spec": {"path": "/home/someone/study/specs/paper.yaml", "sha256": "0" * 64,
+                 "labels": {"gemma3": "Gemma3-4B", "llama32v": "LLaMA-3.2-11B", "emonet": "EmoNet"},
+                 "compare_to": {"published": "tae2026", "raters": {}}},
+        "inputs": {"/home/someone/study/stimuli.parquet": "1" * 64, "/home/someone/study/humans.parquet": "2" * 64,
+                   "/home/someone/study/runs/simulated/ratings.parquet": "3" * 64},
+        "simulation": {"stimuli": True, "humans": True, "profile": "sample", "seed": seed},
         "versions": {"emoalign": "sample", "python": "3.11", "packages": {}, "R": "4.2.2", "R_packages": {}},
         "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:10Z", "seconds": 10.0,
         "study": {"n_images": len(stim), "n_human_raters": 60, "n_trials": len(stim) * 5,

@@ -7,7 +7,23 @@ gender level (e.g. Gemma3 angry: Black .613, Korean .225; Tae et al. 2026 §4.5)
 is ``w * onehot(pred) + (1 - w) * row_e`` (row smoothed) with ``w ~ U(confidence)``, ``w > .5``, so the
 distribution's argmax is always the greedy answer.
 
-Dimensions: for an image with intended emotion ``e``, predicted ``p``, human latent image effect
+Dimensions, VLM prototype lookup (a dimension with ``prototypes``; Tae et al. 2026 §5.1: VLMs answer
+1-6 fixed values per emotion category, whatever the face): the rating depends on the *predicted* label
+``p`` (context carry, §3.3: a misread face is rated under the wrong emotional frame), not on the image::
+
+    center   = m_p + leak * (H_e - H_p) * [p != e] + effects(race, gender)
+    rating   = clip(floor(center + s_p * z + 1/2), lo, hi)             z ~ N(0, 1): an integer token
+    expected = E[rating | center]                                      (recorded as ``<dim>_expected``)
+
+``m_p``/``s_p`` are the latent value and spread of label ``p``'s prototype (a small ``s_p`` gives one or
+two values per label); ``leak`` is the share of the human difference between the face's emotion ``e``
+and the label read ``p`` that a misread face keeps (a sad face called neutral is rated a little below the
+neutral prototype); ``H`` are the human target means. ``scripts/calibrate_profile.py`` fits ``m``,
+``s``, ``leak`` and the confusion rows to the paper's published values; the dimension's ``bias`` and
+``sd`` are then the targets of that fit (the calibration report sets the expected values beside them).
+
+Dimensions, calibrated targets (every other dimension: FER regression heads, or a VLM profile without
+``prototypes``): for an image with intended emotion ``e``, predicted ``p``, human latent image effect
 ``u_i`` and target human means ``H``::
 
     proto_p  = H_p + bias_p                                   (what the rater says for a face it calls p)
@@ -24,8 +40,10 @@ expected machine-minus-human mean per intended emotion equals ``bias_e`` and the
 of ratings equals ``sd_e`` where attainable (the mean wins: near a scale end the SD target is capped
 at 0.6 * sqrt((hi - m)(m - lo)) for target mean ``m``, a fraction of the Bhatia-Davis bound on the
 variance). Race/gender ``effects`` are the expected differences from the reference level (the levels
-not listed, e.g. Caucasian / male); their latent sizes are calibrated too, so clipping at the scale
-ends does not shrink them. ``manifest.json`` records the expected (calibrated) values beside targets.
+not listed, e.g. Caucasian / male); their latent sizes are calibrated too, so clipping and rounding
+at the scale ends do not shrink them (in prototype mode they are centred on the design, so they move
+the groups apart without moving the emotion means). ``manifest.json`` records the expected
+(calibrated) values beside the targets.
 """
 
 from __future__ import annotations
@@ -167,6 +185,61 @@ def _calibrate(dp: DimParams, e, p, u, X, eff_target, refs, z, v, n_emo: int, it
     return c, np.sqrt(var), beta, {"mean": mean, "sd": sd, "effects": diff}
 
 
+def rounded_pmf(center: np.ndarray, sd: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of the integer ratings ``lo..hi`` of ``clip(floor(center + sd * z + 1/2))`` per item.
+
+    Returns ``(values, pmf)`` with ``pmf`` of shape ``(len(center), len(values))``; ``sd = 0`` is a point mass."""
+    from scipy.special import ndtr
+
+    k = np.arange(int(lo), int(hi) + 1, dtype=float)
+    edges = np.concatenate([[-np.inf], k[:-1] + 0.5, [np.inf]])
+    s = np.maximum(np.asarray(sd, float), 1e-9)[:, None]
+    cdf = ndtr((edges[None, :] - np.asarray(center, float)[:, None]) / s)
+    return k, np.diff(cdf, axis=1)
+
+
+@dataclass
+class PrototypeParams:
+    """A VLM's prototype lookup on one dimension: per predicted label a latent value and spread (see module doc)."""
+
+    H: np.ndarray          # human target mean per emotion
+    mean: np.ndarray       # m_p
+    sd: np.ndarray         # s_p
+    leak: float
+    lo: float
+    hi: float
+
+    def center(self, e: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return self.mean[p] + np.where(p == e, 0.0, self.leak * (self.H[e] - self.H[p]))
+
+    def moments(self, center: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact E[rating] and E[rating^2] per item (over the token draw)."""
+        k, pmf = rounded_pmf(center, self.sd[p], self.lo, self.hi)
+        return pmf @ k, pmf @ (k ** 2)
+
+    def draw(self, center: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(center + self.sd[p] * z + 0.5), self.lo, self.hi)
+
+
+def _calibrate_prototype_effects(pp: PrototypeParams, e, p, X, eff_target, refs, n_emo: int, iters: int = 60):
+    """Latent sizes of the planted effects (columns of ``X``, centred on the sample) so that the expected
+    level-minus-reference differences of the ratings hit their targets; returns (beta, column means, report)."""
+    centre = X.mean(axis=0) if X.shape[1] else np.zeros(0)
+    Xc = X - centre
+    beta = eff_target.copy()
+    base = pp.center(e, p)
+    for _ in range(iters if X.shape[1] else 1):
+        m1, m2 = pp.moments(base + Xc @ beta, p)
+        diff = np.array([m1[X[:, k] > 0].mean() - m1[refs[:, k]].mean() for k in range(X.shape[1])])
+        if not X.shape[1] or np.all(np.abs(eff_target - diff) < 2e-3):
+            break
+        beta = beta + 0.9 * (eff_target - diff)
+    counts = np.bincount(e, minlength=n_emo)
+    mean = np.bincount(e, weights=m1, minlength=n_emo) / counts
+    sd = np.sqrt(np.maximum(np.bincount(e, weights=m2, minlength=n_emo) / counts - mean ** 2, 0))
+    return beta, centre, {"mean": mean, "sd": sd, "effects": diff if X.shape[1] else np.zeros(0)}
+
+
 def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int) -> tuple[pd.DataFrame, dict]:
     """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report).
 
@@ -213,6 +286,27 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
                 df[dim] = np.nan
                 continue
             hspec = humans["dimensions"][dim]
+            if spec.get("prototypes"):
+                H = np.array([float(hspec["means"][e]) for e in emotions])
+                pp = PrototypeParams(H=H, mean=np.array([float(spec["prototypes"][e][0]) for e in emotions]),
+                                     sd=np.array([float(spec["prototypes"][e][1]) for e in emotions]),
+                                     leak=float(spec.get("leak", 0.0)), lo=float(lo), hi=float(hi))
+                Xc, eff_t, refs = _effect_design(spec, cdemo, design)
+                beta, centre, got = _calibrate_prototype_effects(pp, ce, cp, Xc, eff_t, refs, len(emotions))
+                Xs, _, _ = _effect_design(spec, stimuli, design)
+                center = pp.center(emo_idx, pred) + (Xs - centre) @ beta if Xs.shape[1] else pp.center(emo_idx, pred)
+                df[dim] = pp.draw(center, pred, rng.standard_normal(n))
+                df[f"{dim}_expected"] = np.round(pp.moments(center, pred)[0], 4)
+                # with prototypes, `bias` and `sd` are the published targets the prototypes were fitted to
+                rep[dim] = {e: {"target_bias": (spec.get("bias") or {}).get(e),
+                                "expected_bias": round(float(got["mean"][a] - H[a]), 4),
+                                "target_sd": (spec.get("sd") or {}).get(e), "expected_sd": round(float(got["sd"][a]), 4),
+                                "prototype": [float(pp.mean[a]), float(pp.sd[a])]}
+                            for a, e in enumerate(emotions)}
+                names = [f"{f}:{lv}" for f, lvs in (spec.get("effects") or {}).items() for lv in lvs]
+                rep[f"{dim}_effects"] = {nm: {"target": float(t), "expected": round(float(g), 4), "latent": round(float(b), 4)}
+                                         for nm, t, g, b in zip(names, eff_t, got["effects"], beta)}
+                continue
             dp = DimParams(
                 H=np.array([float(hspec["means"][e]) for e in emotions]),
                 bias=np.array([float(spec["bias"][e]) for e in emotions]),

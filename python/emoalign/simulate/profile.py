@@ -8,7 +8,9 @@ without copying the file::
                  {"gender": {"female": -0.6}}}}}}})
 
 The keys are documented at the top of ``profiles/paper.yaml``. A profile may name a ``base``
-profile (``base: paper``) and then only list what differs from it.
+profile (``base: paper``) and then only list what differs from it, and a ``fitted`` file of parameters
+that ``scripts/calibrate_profile.py`` fitted to published values (deep-merged onto the profile, so the
+documented profile stays readable and the fitted numbers stay reproducible).
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ def _resolve(profile: str | Path, _seen: tuple = ()) -> tuple[dict, str]:
     if str(path) in _seen:
         raise EmoalignError(f"profile {path}: `base` chain loops ({' -> '.join(_seen)})", hint="remove the circular `base`")
     data = _read_yaml(path)
+    fitted = data.pop("fitted", None)
+    if fitted:
+        fpath = path.parent / fitted
+        if not fpath.exists():
+            raise EmoalignError(f"profile {path}: fitted parameters file not found: {fpath}",
+                                hint="`fitted` is relative to the profile; regenerate it with scripts/calibrate_profile.py")
+        data = deep_merge(data, _read_yaml(fpath))
+        data["fitted_from"] = str(fitted)
     base = data.pop("base", None)
     if base:
         parent, _ = _resolve(base if not (path.parent / f"{base}.yaml").exists() else path.parent / f"{base}.yaml",
@@ -160,11 +170,23 @@ def validate_profile(prof: dict) -> None:
                 continue
             if dim not in humans["dimensions"]:
                 raise _err(prof, f"{path}.{dim}", f"humans have no {dim} dimension to compare with", f"add humans.dimensions.{dim}")
-            for key in ("bias", "sd"):
-                vals = _need(prof, spec, key, f"{path}.{dim}")
-                missing = [e for e in emotions if e not in vals]
+            if spec.get("prototypes"):  # prototype lookup: [latent value, spread] per predicted label
+                protos = spec["prototypes"]
+                missing = [e for e in emotions if e not in protos]
                 if missing:
-                    raise _err(prof, f"{path}.{dim}.{key}", f"no value for {', '.join(missing)}", "give one value per emotion")
+                    raise _err(prof, f"{path}.{dim}.prototypes", f"no prototype for {', '.join(missing)}",
+                               "give [value, spread] per emotion label, e.g. angry: [2.1, 0.4]")
+                for e in emotions:
+                    v = protos[e]
+                    if not (isinstance(v, (list, tuple)) and len(v) == 2 and float(v[1]) >= 0):
+                        raise _err(prof, f"{path}.{dim}.prototypes.{e}", f"must be [value, spread >= 0], got {v!r}",
+                                   "e.g. [2.1, 0.4]")
+            else:
+                for key in ("bias", "sd"):
+                    vals = _need(prof, spec, key, f"{path}.{dim}")
+                    missing = [e for e in emotions if e not in vals]
+                    if missing:
+                        raise _err(prof, f"{path}.{dim}.{key}", f"no value for {', '.join(missing)}", "give one value per emotion")
             for factor, levels in (spec.get("effects") or {}).items():
                 if factor not in ("race", "gender"):
                     raise _err(prof, f"{path}.{dim}.effects.{factor}", "only race and gender effects are modelled", "use race or gender")

@@ -53,13 +53,50 @@ class StudySpec(BaseModel):
         return v
 
 
+class CompareTo(BaseModel):
+    """Published values to set beside this study's estimates (the report's replication scorecard)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    published: str = Field("tae2026", description="Built-in published values (`tae2026`: Tae, Park & Choi 2026) or a "
+                                                  "YAML file of published values in the same format (relative to the spec).")
+    raters: dict[str, str] = Field(default_factory=dict,
+                                   description="Published model -> rater of this study, e.g. {gemma3: my_gemma_run}; "
+                                               "models not listed are looked up under their own key.")
+
+
 class SpecBase(BaseModel):
     """Base for the generated spec model (see :func:`spec_model`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     study: StudySpec
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Display names for the report: raters, dimensions, factor levels and model terms, e.g. "
+                    "{gemma3: Gemma3-4B, genderfemale: female vs male}. Names not listed are shown as they are "
+                    "(model terms get an automatic 'level vs reference' label).")
+    compare_to: CompareTo | str | None = Field(
+        None, description="Published values to compare with (the report's replication section), e.g. `tae2026` or "
+                          "{published: tae2026, raters: {gemma3: my_gemma_run}}.")
     analyses: list[Any] = Field(default_factory=list)
+
+    @field_validator("compare_to", mode="before")
+    @classmethod
+    def _compare_to_name(cls, v: Any) -> Any:
+        return {"published": v} if isinstance(v, str) else v
+
+    @field_validator("compare_to")
+    @classmethod
+    def _known_published(cls, v: CompareTo | str | None) -> CompareTo | None:
+        from emoalign.replication.published import builtin_published
+
+        if isinstance(v, str):  # (the before-validator turns a name into a mapping; kept for the JSON Schema)
+            v = CompareTo(published=v)
+        if v is not None and not v.published.lower().endswith((".yaml", ".yml")) and v.published not in builtin_published():
+            raise ValueError(f"unknown published values {v.published!r}; built-in: {', '.join(builtin_published())} "
+                             "(or give a .yaml file of published values)")
+        return v
 
     @model_validator(mode="after")
     def _unique_ids(self):

@@ -6,8 +6,12 @@ over that image's trials. Metrics (machine - human where signed):
 * ``pearson_r``: t test (``statistic``, ``df`` = n - 2) and Fisher-z CI;
 * ``mae``, ``rmse``;
 * ``machine_mean``, ``human_mean`` (t-based CI, ``std_error``), ``machine_sd``, ``human_sd`` (n - 1);
+* ``sd_ratio`` = machine SD / human SD (polarity exaggeration when > 1; Tae et al. 2026 §4.2);
 * ``mean_diff`` (Bland-Altman bias; t CI), ``sd_diff``, ``loa_low``/``loa_high`` = bias -/+ ``loa_z`` SD
   (CI from the approximate SE sqrt(3 SD^2 / n), Bland & Altman 1986);
+* ``ba_slope``, ``ba_intercept``: proportional bias, the least-squares regression of the difference on
+  the mean of the two (Bland & Altman 1999, §3.2): slope with t test (n - 2 df) and t CI; a slope
+  different from 0 means the bias changes with the level rated;
 * ``icc_a1``: ICC(A,1) (two-way random, absolute agreement, single rater) between machine and
   human mean, F test (``statistic``, ``df``, ``df2``) and McGraw-Wong CI.
 
@@ -16,7 +20,9 @@ human, mean, diff.
 
 References
 ----------
-Bland, J. M., & Altman, D. G. (1986). The Lancet, 327(8476), 307-310. McGraw, K. O., & Wong, S. P.
+Bland, J. M., & Altman, D. G. (1986). The Lancet, 327(8476), 307-310. Bland, J. M., & Altman, D. G.
+(1999). Measuring agreement in method comparison studies. Statistical Methods in Medical Research, 8,
+135-160. McGraw, K. O., & Wong, S. P.
 (1996). Psychological Methods, 1(1), 30-46. Fisher, R. A. (1921). Metron, 1, 3-32.
 """
 
@@ -68,6 +74,7 @@ def agreement_rows(machine: np.ndarray, human: np.ndarray, level: float = 0.95, 
         dict(metric="machine_sd", estimate=sd(machine), n=n),
         _mean_row("human_mean", human, level),
         dict(metric="human_sd", estimate=sd(human), n=n),
+        dict(metric="sd_ratio", estimate=sd(machine) / sd(human) if n > 1 and sd(human) > 0 else math.nan, n=n),
         dict(metric="mean_diff", estimate=ba.bias, std_error=ba.bias_se, conf_low=ba.bias_conf_low,
              conf_high=ba.bias_conf_high, n=n),
         dict(metric="sd_diff", estimate=ba.sd, n=n),
@@ -76,6 +83,7 @@ def agreement_rows(machine: np.ndarray, human: np.ndarray, level: float = 0.95, 
         dict(metric="loa_high", estimate=ba.loa_high, std_error=ba.loa_se, conf_low=ba.loa_high_conf[0],
              conf_high=ba.loa_high_conf[1], n=n),
     ]
+    rows += proportional_bias_rows(machine, human, level)
     if n >= 2 and (np.ptp(machine) > 0 or np.ptp(human) > 0):
         a1 = icc(np.column_stack([machine, human]), conf_level=level)["icc_a1"]
         rows.append(dict(metric="icc_a1", estimate=a1.estimate, statistic=a1.statistic, df=a1.df1, df2=a1.df2,
@@ -83,6 +91,25 @@ def agreement_rows(machine: np.ndarray, human: np.ndarray, level: float = 0.95, 
     else:
         rows.append(dict(metric="icc_a1", estimate=math.nan, n=n))
     return rows
+
+
+def proportional_bias_rows(machine: np.ndarray, human: np.ndarray, level: float = 0.95) -> list[dict]:
+    """``ba_slope`` / ``ba_intercept``: OLS of (machine - human) on their mean (Bland & Altman 1999, §3.2)."""
+    from scipy.stats import linregress
+
+    n = len(machine)
+    mean, d = (machine + human) / 2, machine - human
+    if n < 3 or np.ptp(mean) == 0:
+        return [dict(metric="ba_slope", estimate=math.nan, n=n), dict(metric="ba_intercept", estimate=math.nan, n=n)]
+    fit = linregress(mean, d)
+    q = t_dist.ppf(1 - (1 - level) / 2, n - 2)
+    out = []
+    for metric, est, se in (("ba_slope", fit.slope, fit.stderr), ("ba_intercept", fit.intercept, fit.intercept_stderr)):
+        t = est / se if se > 0 else math.nan
+        p = float(2 * t_dist.sf(abs(t), n - 2)) if se > 0 else math.nan
+        out.append(dict(metric=metric, estimate=float(est), std_error=float(se), statistic=t, df=float(n - 2), p_value=p,
+                        conf_low=float(est - q * se), conf_high=float(est + q * se), n=n))
+    return out
 
 
 @register("agreement", AgreementOptions)
@@ -110,4 +137,7 @@ def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
             points.append(pts)
     table = finish(rows, ["rater", "dimension", *opts.by])
     extra = {"points": pd.concat(points, ignore_index=True)} if points else {}
-    return KindResult(table, warnings=warnings, extra=extra)
+    return KindResult(table, warnings=warnings, extra=extra,
+                      info={"ci_level": opts.ci_level, "loa_z": opts.loa_z,
+                            "ci": {"pearson_r": "Fisher z", "means and bias": "t", "loa": "Bland-Altman 1986 approximate SE",
+                                   "icc_a1": "McGraw-Wong F", "ba_slope": "t (OLS of difference on mean)"}})

@@ -2,12 +2,13 @@
 
 Rows (per rater, and per ``by`` group when given):
 
-* overall (``emotion`` NA): ``accuracy`` (Wilson CI), ``macro_f1``, ``cohen_kappa`` (asymptotic
+* overall (``emotion`` NA): ``accuracy`` (Wilson CI), ``macro_f1`` (mean F1 over the labels that occur as a
+  reference or a prediction; a label with neither is left out with a warning), ``cohen_kappa`` (asymptotic
   Fleiss-Cohen-Everitt SE and Wald CI; ``statistic`` = z against kappa = 0 with the null SE);
 * per emotion (``emotion`` = true label): ``accuracy`` (= recall, Wilson CI, ``n`` = images of that
   emotion), ``precision`` (Wilson CI, ``n`` = predictions of that emotion), ``recall``, ``f1``;
 * confusion (``emotion`` = true label, ``predicted``): ``confusion_count`` and ``confusion_prop``
-  (row proportion; ``n`` = row total).
+  (row proportion with its Wilson CI; ``n`` = row total).
 
 The label set is ``study.emotions``; a prediction that is missing or outside it counts as wrong
 (it becomes the extra predicted category ``(invalid)`` in the confusion matrix and in kappa) and is
@@ -29,7 +30,7 @@ from pydantic import Field
 from emoalign.analysis.kinds._shared import check_columns, check_labels, correct_mask, finish, groups
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
 from emoalign.analysis.stats import (
-    INVALID_LABEL, cohen_kappa, confusion_matrix, macro_f1, per_class_metrics, wilson_ci,
+    INVALID_LABEL, absent_labels, cohen_kappa, confusion_matrix, macro_f1, per_class_metrics, wilson_ci,
 )
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
@@ -76,8 +77,9 @@ def _rows_for(g, labels, opts: ClassificationOptions) -> list[dict]:
                 c = int(cm.loc[true, pred])
                 rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_count", estimate=float(c),
                                  n=total))
+                clo, chi = wilson_ci(c, total, opts.ci_level)
                 rows.append(dict(emotion=str(true), predicted=str(pred), metric="confusion_prop",
-                                 estimate=c / total if total else float("nan"), n=total))
+                                 estimate=c / total if total else float("nan"), conf_low=clo, conf_high=chi, n=total))
     return rows
 
 
@@ -101,8 +103,16 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
                 continue
             for row in _rows_for(g, labels, opts):
                 rows.append({"rater": rater, **key, **row})
+            absent = absent_labels(g["reference"].astype(str), g["predicted"], labels)
+            if absent:
+                where = f"rater {rater}" + "".join(f", {k} {v}" for k, v in key.items())
+                warnings.append(f"{opts.id}: {where}: label(s) {', '.join(absent)} have no reference items and no "
+                                f"predictions; macro F1 averages the other {len(labels) - len(absent)} labels")
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
     table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
-                                                      "invalid_label": INVALID_LABEL})
+                                                      "invalid_label": INVALID_LABEL,
+                                                      "ci": {"accuracy": "Wilson", "precision": "Wilson",
+                                                             "cohen_kappa": "asymptotic Wald (Fleiss, Cohen & Everitt)"},
+                                                      "ci_level": opts.ci_level})

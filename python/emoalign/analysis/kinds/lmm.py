@@ -90,6 +90,19 @@ def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[st
     return res.value, list(dict.fromkeys([*res.warnings, *res.messages]))
 
 
+def reference_levels(opts: LmmOptions, frame: pd.DataFrame) -> dict[str, str]:
+    """The reference level of every categorical formula variable: the spec's, else R's default (first in sort order)."""
+    from emoalign.spec.check import formula_variables
+
+    out = {}
+    for v in dict.fromkeys(formula_variables(opts.formula)):
+        if v in frame.columns and v != "rating" and not pd.api.types.is_numeric_dtype(frame[v]) and not v.endswith("_id"):
+            levels = sorted(str(x) for x in frame[v].dropna().unique())
+            if levels:
+                out[v] = str(opts.reference_levels.get(v, levels[0]))
+    return out
+
+
 @register("lmm", LmmOptions, needs_r=True)
 def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     """lme4/lmerTest model per machine rater (or over all raters): fixed effects, variances, fit statistics."""
@@ -102,7 +115,7 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     sets = [[m] for m in machines] if opts.per_rater else [machines]
     if not machines:
         sets = [[HUMAN]]
-    tables, warnings = [], []
+    tables, warnings, references = [], [], {}
     for dim in opts.dimensions():
         for raters in sets:
             label = ",".join(raters)
@@ -116,6 +129,7 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
             groups = frame.groupby(opts.by, observed=True, sort=True) if opts.by else [((), frame)]
             for key, g in groups:
                 key = dict(zip(opts.by, (str(k) for k in (key if isinstance(key, tuple) else (key,)))))
+                references.update(reference_levels(opts, g))
                 t, w = fit(opts, g, r)
                 for k, v in reversed(list(key.items())):
                     t.insert(0, k, v)
@@ -127,4 +141,8 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group", *opts.contrast_by]), warnings=warnings,
-                      info={"formula": opts.formula, "df_method": opts.df_method})
+                      info={"formula": opts.formula, "df_method": opts.df_method, "reference_levels": references,
+                            "ci": "Wald", "conf_level": opts.conf_level, "n_models": len(tables),
+                            "contrast": (f"emmeans {opts.contrast} (each level - reference)"
+                                         + (f" within {', '.join(opts.contrast_by)}" if opts.contrast_by else "")
+                                         + ", unadjusted") if opts.contrast else None})

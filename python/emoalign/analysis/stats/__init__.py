@@ -6,7 +6,7 @@ dataclasses (or tidy DataFrames for the ICC family). Nothing here reads a Study 
 
 from emoalign.analysis.stats.bland_altman import BlandAltman, bland_altman
 from emoalign.analysis.stats.classification import (
-    ClassMetrics, INVALID_LABEL, accuracy, confusion_matrix, macro_f1, per_class_metrics,
+    ClassMetrics, INVALID_LABEL, absent_labels, accuracy, confusion_matrix, macro_f1, per_class_metrics,
 )
 from emoalign.analysis.stats.correlation import Correlation, pearson
 from emoalign.analysis.stats.icc import ICC_FORMS, IccResult, icc, icc_long
@@ -19,6 +19,6 @@ from emoalign.analysis.stats.wilcoxon import Wilcoxon, wilcoxon_signed_rank
 __all__ = [
     "ADJUST_METHODS", "BlandAltman", "ClassMetrics", "Correlation", "ICC_FORMS", "INVALID_LABEL", "IccResult",
     "Kappa", "McNemar", "Wilcoxon", "accuracy", "bland_altman", "cohen_kappa", "cohen_kappa_table",
-    "confusion_matrix", "icc", "icc_long", "macro_f1", "mcnemar", "mcnemar_counts", "p_adjust", "pearson",
+    "absent_labels", "confusion_matrix", "icc", "icc_long", "macro_f1", "mcnemar", "mcnemar_counts", "p_adjust", "pearson",
     "per_class_metrics", "wilcoxon_signed_rank", "wilson_ci",
 ]

@@ -82,6 +82,24 @@ def per_class_metrics(y_true, y_pred, labels: Sequence[str], zero_division: floa
     return out
 
 
+def absent_labels(y_true, y_pred, labels: Sequence[str]) -> list[str]:
+    """Labels with neither reference items nor predictions (their F1 is undefined, 0/0)."""
+    return [m.label for m in per_class_metrics(y_true, y_pred, labels) if m.tp + m.fp + m.fn == 0]
+
+
 def macro_f1(y_true, y_pred, labels: Sequence[str], zero_division: float = 0.0) -> float:
-    """Unweighted mean of the per-label F1 (sklearn ``f1_score(average="macro", labels=labels)``)."""
-    return float(np.mean([m.f1 for m in per_class_metrics(y_true, y_pred, labels, zero_division)]))
+    """Unweighted mean of the per-label F1 over the labels that occur as a reference or a prediction.
+
+    A label with neither reference items nor predictions has an undefined F1 (0/0) and is left out, as
+    sklearn ``f1_score(y_true, y_pred, average="macro")`` leaves out labels absent from both (counting it
+    as 0 would lower the mean for a class that was never tested; :func:`absent_labels` names them so
+    callers can warn). A label that occurs has F1 = 2 TP / (2 TP + FP + FN), so ``zero_division`` (kept
+    for the signature) cannot change the result. NaN when no label occurs.
+
+    References
+    ----------
+    Sokolova, M., & Lapalme, G. (2009). A systematic analysis of performance measures for classification
+    tasks. Information Processing & Management, 45(4), 427-437.
+    """
+    present = [m.f1 for m in per_class_metrics(y_true, y_pred, labels, zero_division) if m.tp + m.fp + m.fn > 0]
+    return float(np.mean(present)) if present else float("nan")
