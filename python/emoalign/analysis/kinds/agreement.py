@@ -85,7 +85,7 @@ def agreement_rows(machine: np.ndarray, human: np.ndarray, level: float = 0.95, 
     return rows
 
 
-@register("agreement", AgreementOptions)
+@register("agreement", AgreementOptions, compares="ratings_vs_human")
 def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
     """Pearson r, MAE, RMSE, means/SDs, Bland-Altman and ICC(A,1) of each machine rater vs the human mean."""
     rows, points, warnings = [], [], []

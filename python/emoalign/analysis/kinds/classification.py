@@ -81,7 +81,7 @@ def _rows_for(g, labels, opts: ClassificationOptions) -> list[dict]:
     return rows
 
 
-@register("classification", ClassificationOptions)
+@register("classification", ClassificationOptions, compares="labels")
 def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
     """Accuracy, macro F1, Cohen's kappa, per-emotion metrics and confusion matrix per machine rater."""
     if "emotion" in opts.by or "predicted" in opts.by:

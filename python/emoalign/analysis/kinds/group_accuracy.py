@@ -28,7 +28,7 @@ class GroupAccuracyOptions(AnalysisBase):
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Wilson intervals.")
 
 
-@register("group_accuracy", GroupAccuracyOptions)
+@register("group_accuracy", GroupAccuracyOptions, compares="labels")
 def run(opts: GroupAccuracyOptions, study: Study, r=None) -> KindResult:
     """Accuracy with Wilson CIs per rater and per crossing of the `by` design columns."""
     reference = opts.reference or study.reference

@@ -73,7 +73,7 @@ def bias_row(machine: np.ndarray, human: np.ndarray, opts: GroupBiasOptions) -> 
                 _note=w.note)
 
 
-@register("group_bias", GroupBiasOptions)
+@register("group_bias", GroupBiasOptions, compares="ratings_vs_human")
 def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
     """Per-group machine - human bias with Wilcoxon signed-rank tests and family-wise adjustment."""
     rows, warnings = [], []

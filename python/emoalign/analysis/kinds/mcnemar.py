@@ -36,7 +36,7 @@ class McNemarOptions(AnalysisBase):
         "holm", description="p-value adjustment across all pairs of this analysis (R p.adjust).")
 
 
-@register("mcnemar", McNemarOptions)
+@register("mcnemar", McNemarOptions, compares="labels")
 def run(opts: McNemarOptions, study: Study, r=None) -> KindResult:
     """Pairwise McNemar tests of raters' correctness against the reference label."""
     reference = opts.reference or study.reference

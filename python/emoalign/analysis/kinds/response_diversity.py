@@ -42,7 +42,7 @@ def diversity_rows(x: np.ndarray) -> dict[str, float]:
             "mean": float(x.mean()) if len(x) else math.nan, "_n": len(x)}
 
 
-@register("response_diversity", ResponseDiversityOptions)
+@register("response_diversity", ResponseDiversityOptions, compares="ratings_vs_human")
 def run(opts: ResponseDiversityOptions, study: Study, r=None) -> KindResult:
     """Unique values, SD, mean and SD ratio to humans per rater x group."""
     rows = []

@@ -9,6 +9,12 @@ image variance is then the within-emotion image variance. The ``share`` of ``ima
 single-rating absolute-agreement ICC of this crossed random-effects model (Shrout & Fleiss ICC(2,1)
 estimated by REML, usable with the sparse designs where the ANOVA ICC is not).
 
+Each fit is checked for convergence and restarted when lme4's check fails
+(:mod:`emoalign.analysis.kinds._lmer`); extra table ``glance``: one row per model (dimension, by
+groups) with the fit statistics and the convergence record. Rows of a fit that still fails carry
+``flag = "not converged"``; a singular fit (a variance estimated as 0) ``"singular fit"``.
+Intervals: none by default; ``ci: profile`` gives likelihood-profile intervals (no resampling).
+
 References
 ----------
 Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Journal of Statistical Software, 67(1).
@@ -22,18 +28,20 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
 from emoalign.analysis.kinds._shared import groups
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, add_flag, register, tidy
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 
 DEFAULT_FORMULA = "rating ~ 1 + (1|rater_id) + (1|image_id)"
 
 
-class VarianceComponentsOptions(AnalysisBase):
+class VarianceComponentsOptions(AnalysisBase, ConvergenceOptions):
     """Variance decomposition of raw human trials into rater, image and residual variance."""
 
     kind: Literal["variance_components"] = "variance_components"
@@ -64,7 +72,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         r = get_r()
     dims = opts.dimensions() or list(study.scales)
     formula = opts.model_formula()
-    tables, warnings = [], []
+    tables, glances, warnings = [], [], []
     for dim in dims:
         trials = study.human_trials(dim, opts.subset)
         cols = list(dict.fromkeys([*formula_variables(formula), *opts.by]))
@@ -75,13 +83,20 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         for key, g in groups(trials[cols].dropna(), opts.by):
             res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
                                                                  formula_variables(formula)]),
-                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level)
-            t = res.value
-            for k, v in reversed(list(key.items())):
-                t.insert(0, k, v)
-            t.insert(0, "dimension", dim)
+                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level, **opts.lmer_args())
+            t, gl = res.value["table"], res.value["glance"]
+            for part in (t, gl):
+                for k, v in reversed(list(key.items())):
+                    part.insert(0, k, v)
+                part.insert(0, "dimension", dim)
+            for flag in glance_flags(gl):
+                add_flag(t, np.ones(len(t), dtype=bool), flag)
             tables.append(t)
-            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in [*res.warnings, *res.messages]]
+            glances.append(gl)
+            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in lmer_messages(res)]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
-    return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings, info={"formula": formula})
+    return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings,
+                      info={"formula": formula, "intervals": "none" if opts.ci == "none" else
+                            "likelihood-profile intervals of the standard deviations, squared (no resampling)"},
+                      extra={"glance": pd.concat(glances, ignore_index=True)})
