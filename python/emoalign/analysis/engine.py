@@ -48,6 +48,9 @@ class AnalysisOutcome:
     file: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rows_flagged: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
     error: str | None = None
 
 
@@ -64,7 +67,8 @@ class RunReport:
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([{"id": o.id, "kind": o.kind, "status": o.status, "rows": o.rows,
-                              "seconds": round(o.seconds, 2), "warnings": len(o.warnings)} for o in self.outcomes])
+                              "seconds": round(o.seconds, 2), "warnings": len(o.warnings),
+                              "flagged": o.rows_flagged} for o in self.outcomes])
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -134,7 +138,12 @@ def python_versions() -> dict:
             pk[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             pk[p] = None
-    return {"emoalign": __version__, "python": platform.python_version(), "packages": pk}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        numpy_blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # reporting only
+        numpy_blas = None
+    return {"emoalign": __version__, "python": platform.python_version(), "packages": pk, "numpy_BLAS": numpy_blas}
 
 
 def r_versions() -> dict:
@@ -149,20 +158,45 @@ def r_versions() -> dict:
         return {"R": f"unavailable: {str(exc).splitlines()[0]}", "R_packages": {}}
 
 
+def _distribution(counts: pd.Series) -> dict:
+    """min / median / max / mean and the full histogram {count: how many} of a count per unit."""
+    if counts.empty:
+        counts = pd.Series([0])
+    hist = counts.value_counts().sort_index()
+    return {"min": int(counts.min()), "median": float(counts.median()), "max": int(counts.max()),
+            "mean": round(float(counts.mean()), 3), "histogram": {str(int(k)): int(v) for k, v in hist.items()}}
+
+
 def study_summary(study: Study) -> dict:
+    """The study design for the manifest, incl. how balanced the human design is: the distribution of
+    trials per image (over all stimuli; images no human rated count 0) and per rater, and ``balanced``
+    (every image the same number of trials)."""
     h = study.humans
-    per_image = h.groupby("image_id").size() if len(h) else pd.Series([0])
+    per_image = h.groupby("image_id").size().reindex(study.stimuli["image_id"].astype(str), fill_value=0) \
+        if len(study.stimuli) else h.groupby("image_id").size()
+    per_rater = h.groupby("rater_id").size()
     cell_cols = [c for c in ("race", "gender", study.reference) if c in study.stimuli.columns]
     cells = (study.stimuli.groupby(cell_cols, observed=True).size().reset_index(name="n").to_dict("records")
              if cell_cols else [])
     return {"n_images": int(len(study.stimuli)), "n_human_raters": int(h["rater_id"].nunique()),
             "n_trials": int(len(h)),
-            "trials_per_image": {"min": int(per_image.min()), "median": float(per_image.median()),
-                                 "max": int(per_image.max())},
+            "trials_per_image": _distribution(per_image), "trials_per_rater": _distribution(per_rater),
+            "balanced": bool(per_image.nunique() <= 1),
             "design_columns": study.design_columns,
             "cells": [{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in c.items()} for c in cells],
             "scales": {k: list(v) for k, v in study.scales.items()}, "emotions": study.emotions,
             "groups": study.groups}
+
+
+def design_warnings(summary: dict) -> list[str]:
+    """Manifest warnings about the human design (an unbalanced design gives correct values, but say so)."""
+    t = summary["trials_per_image"]
+    if summary["balanced"] or not summary["n_trials"]:
+        return []
+    common = max(t["histogram"].items(), key=lambda kv: kv[1])
+    return [f"unbalanced human design: {t['min']}-{t['max']} trials per image (median {t['median']:g}; "
+            f"{common[1]:,} of {summary['n_images']:,} images have {common[0]}); reliability and variance "
+            "components are computed from the trials as they are (see study.trials_per_image)"]
 
 
 def rater_provenance(study: Study) -> list[dict]:
@@ -181,6 +215,11 @@ def rater_provenance(study: Study) -> list[dict]:
         entry["n_errors"] = int(rows["error"].notna().sum()) if "error" in rows.columns else 0
         out.append(entry)
     return out
+
+
+def _jsonable(obj):
+    """A kind's info made JSON-safe (numpy scalars to Python, unknown objects to str)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def _now() -> str:
@@ -241,6 +280,11 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                 write_table(table, out / f"{a.id}.parquet", "results", force=True,
                             metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
                 oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
+                oc.info = _jsonable(res.info)
+                if "flag" in table.columns:
+                    oc.rows_flagged = int(table["flag"].notna().sum())
+                    flags = table["flag"].dropna().astype(str).str.split("; ").explode()
+                    oc.flagged = {str(k): int(v) for k, v in flags.value_counts().items()}
                 for name, extra in res.extra.items():
                     fname = f"{a.id}.{name}.parquet"
                     write_table(extra, out / fname, None, force=True)
@@ -267,13 +311,14 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
         except (OSError, ValueError, StopIteration):
             pass
     versions = {**python_versions(), **r_versions()}
+    summary = study_summary(study)
     manifest = {
         "spec": {"path": str(loaded.path) if loaded.path else None,
                  "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
         "inputs": inputs, "versions": versions,
         "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
-        "study": study_summary(study), "raters": rater_provenance(study),
-        "warnings": load_warnings, "analyses": entries,
+        "study": summary, "raters": rater_provenance(study),
+        "warnings": [*load_warnings, *design_warnings(summary)], "analyses": entries,
     }
     write_json_atomic(manifest_path, manifest, force=True)
     return RunReport(out=out, outcomes=outcomes, manifest=manifest, seconds=time.perf_counter() - t0)

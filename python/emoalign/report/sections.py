@@ -40,12 +40,34 @@ def _need(R: Results, *ids: str) -> str | None:
     return None
 
 
-def _warnings(R: Results, aid: str) -> str:
-    w = (R.entry(aid) or {}).get("warnings") or []
-    if not w:
+def _warnings(R: Results, aid: str, about: str | None = None) -> str:
+    """A note with the analysis' flagged-row legend and its warnings (only those mentioning ``about``, when given)."""
+    e = R.entry(aid) or {}
+    w = [x for x in e.get("warnings") or [] if about is None or about in str(x)]
+    flagged = e.get("flagged") or {}
+    if not w and not flagged:
         return ""
-    shown = "; ".join(str(x) for x in w[:5]) + (f" (+{len(w) - 5} more)" if len(w) > 5 else "")
-    return note(f"Warnings from `{aid}`: {shown}")
+    text = ""
+    if flagged:
+        text += (f"Estimates marked {T.MARK} come from flagged rows (column `flag`): "
+                 + ", ".join(f"{k} ({v} rows)" for k, v in flagged.items()) + ". ")
+    if w:
+        text += f"Warnings from `{aid}`: " + "; ".join(str(x) for x in w[:5]) + (f" (+{len(w) - 5} more)" if len(w) > 5 else "")
+    return note(text)
+
+
+def trials_per_image(study: dict) -> str:
+    """One sentence on the human design's balance (the manifest's trials-per-image distribution)."""
+    t = study.get("trials_per_image") or {}
+    if not t:
+        return ""
+    if study.get("balanced", t.get("min") == t.get("max")):
+        return f"Human design: {T.fnum(t.get('min'), 0)} trials for every image (balanced).\n\n"
+    hist = t.get("histogram") or {}
+    top = max(hist.items(), key=lambda kv: kv[1]) if hist else None
+    return (f"Human design: **unbalanced**, {T.fnum(t.get('min'), 0)}–{T.fnum(t.get('max'), 0)} trials per image "
+            f"(median {T.fnum(t.get('median'), 0)}" + (f"; {int(top[1]):,} of {T.fnum(study.get('n_images'))} images "
+                                                       f"have {top[0]}" if top else "") + ").\n\n")
 
 
 # --- study -----------------------------------------------------------------------------------
@@ -77,9 +99,12 @@ def human_ceiling(R: Results) -> str:
     miss = _need(R, "human_ceiling")
     if miss:
         return miss
-    return T.md_table(T.ceiling(R.table("human_ceiling")),
-                      "Human inter-rater reliability (the ceiling machine raters are judged against), 95% bootstrap CI "
-                      "over images.", "tbl-human-ceiling") + _warnings(R, "human_ceiling")
+    df = R.table("human_ceiling")
+    how = "95% bootstrap CI over images"
+    if "ci_method" in df.columns and df["ci_method"].notna().any():
+        how = "95% CI: " + "; ".join(str(x) for x in pd.unique(df["ci_method"].dropna()))
+    return T.md_table(T.ceiling(df), f"Human inter-rater reliability (the ceiling machine raters are judged against), "
+                                     f"{how}.", "tbl-human-ceiling") + trials_per_image(R.study) + _warnings(R, "human_ceiling")
 
 
 def variance_decomposition(R: Results) -> str:
@@ -119,7 +144,7 @@ def mcnemar(R: Results) -> str:
         return miss
     df = R.table("mcnemar")
     return T.md_table(T.mcnemar(df), f"McNemar tests between raters' correctness (Δ = accuracy of rater − vs). {SIG_NOTE} (adjusted).",
-                      "tbl-mcnemar")
+                      "tbl-mcnemar") + _warnings(R, "mcnemar")
 
 
 # --- dimensions ------------------------------------------------------------------------------
@@ -133,7 +158,7 @@ def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
     return T.md_table(T.dimension_summary(df, dimension, R.rater_family()),
                       f"{dimension.capitalize()} agreement with the human mean per image: Pearson r "
                       "(95% CI), MAE, RMSE, Bland–Altman bias (machine − human) with 95% limits of agreement, "
-                      f"model and human M (SD) (paper Table {table_no}).", f"tbl-{dimension}")
+                      f"model and human M (SD) (paper Table {table_no}).", f"tbl-{dimension}") + _warnings(R, "dimensional_agreement", dimension)
 
 
 def bias(R: Results, dimension: str, table_no: int) -> str:
@@ -151,7 +176,7 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
     elif lmm is not None:
         cap += (" LMM β (p): rating ~ rater_type × emotion + (1 | image) (lmerTest, Satterthwaite df); at the reference "
                 "emotion the rater_type effect, otherwise the rater_type × emotion interaction (bias relative to the reference emotion).")
-    md = T.md_table(tbl, cap, f"tbl-{dimension}-bias")
+    md = T.md_table(tbl, cap, f"tbl-{dimension}-bias") + _warnings(R, bid) + (_warnings(R, lid) if lmm is not None else "")
     if lmm is None:
         md += note(R.note(lid))
     return md

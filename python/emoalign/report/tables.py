@@ -56,6 +56,17 @@ def stars(p) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+#: mark appended to an estimate whose result row is flagged (column ``flag``: not converged, singular fit,
+#: constant machine ratings, fewer images than the other raters, ...); the section notes list the flags
+MARK = "†"
+
+
+def mark(row) -> str:
+    """``MARK`` when the tidy row (a Series or dict) carries a flag, else ""."""
+    flag = row.get("flag") if hasattr(row, "get") else None
+    return MARK if isinstance(flag, str) and flag else ""
+
+
 def _cell(v) -> str:
     s = "–" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
     return s.replace("|", "\\|").replace("\n", " ")
@@ -161,7 +172,7 @@ def ceiling(df: pd.DataFrame) -> pd.DataFrame:
     for _, r in df.iterrows():
         name = r["metric"] + (f" ({r['level']})" if "level" in df.columns and pd.notna(r.get("level")) else "")
         rows.append({"Raters": r.get("raters", "human"), "Dimension": r.get("dimension", "–"), "Statistic": name,
-                     "Estimate [95% CI]": fci(r["estimate"], r.get("conf_low"), r.get("conf_high")),
+                     "Estimate [95% CI]": fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) + mark(r),
                      "Units": fnum(r.get("n"))})
     return pd.DataFrame(rows)
 
@@ -173,7 +184,9 @@ def variance(df: pd.DataFrame) -> pd.DataFrame:
         for grp, g in d[d["metric"].isin(["variance", "share"])].groupby("group", sort=False):
             v = _metric(g, "variance")["estimate"]
             s = _metric(g, "share")["estimate"]
-            rows.append({"Dimension": dim, "Component": grp, "Variance": fnum(v.iloc[0] if len(v) else None),
+            vrow = _metric(g, "variance")
+            rows.append({"Dimension": dim, "Component": grp,
+                         "Variance": fnum(v.iloc[0] if len(v) else None) + (mark(vrow.iloc[0]) if len(vrow) else ""),
                          "Share": f"{100 * s.iloc[0]:.1f}%" if len(s) else "–",
                          "Rater/image ratio": fnum(ratio.iloc[0]) if len(ratio) else "–"})
     return pd.DataFrame(rows)
@@ -192,7 +205,7 @@ def classification_ranking(df: pd.DataFrame, family: dict) -> pd.DataFrame:
         rows.append({"Rater": rater, "Type": _fam(family, rater),
                      "Accuracy [95% CI]": fci(*(get["accuracy"][["estimate", "conf_low", "conf_high"]])) if "accuracy" in get else "–",
                      "Macro F1": fci(*(get["macro_f1"][["estimate", "conf_low", "conf_high"]])) if "macro_f1" in get else "–",
-                     "Cohen's κ [95% CI]": fci(*(k[["estimate", "conf_low", "conf_high"]])) if k is not None else "–",
+                     "Cohen's κ [95% CI]": (fci(*(k[["estimate", "conf_low", "conf_high"]])) + mark(k)) if k is not None else "–",
                      "N": fnum(int(d["n"].max())) if "n" in d.columns and d["n"].notna().any() else "–",
                      "_k": k["estimate"] if k is not None else -np.inf})
     out = pd.DataFrame(rows)
@@ -225,7 +238,7 @@ def dimension_summary(df: pd.DataFrame, dimension: str, family: dict) -> pd.Data
         est = lambda k: m[k]["estimate"] if k in m else np.nan  # noqa: E731
         r = m.get("pearson_r")
         rows.append({"Rater": rater, "Type": _fam(family, rater),
-                     "Pearson r [95% CI]": fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) if r is not None else "–",
+                     "Pearson r [95% CI]": (fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) + mark(r)) if r is not None else "–",
                      "MAE": fnum(est("mae")), "RMSE": fnum(est("rmse")),
                      "Bias [LoA]": (f"{fsigned(est('mean_diff'))} [{fnum(est('loa_low'), 2)}, {fnum(est('loa_high'), 2)}]"
                                     if "mean_diff" in m else "–"),
@@ -269,10 +282,12 @@ def bias_table(bias: pd.DataFrame, lmm: pd.DataFrame | None = None, reference: s
     out = pd.DataFrame({"Emotion": emotion_sort(d["emotion"])})
     for rater in pd.unique(d["rater"]):
         g = d[d["rater"] == rater].set_index("emotion")
-        out[f"{rater} bias"] = [fsigned(g.loc[e, "estimate"]) + stars(g.loc[e, pcol]) if e in g.index else "–" for e in out["Emotion"]]
+        out[f"{rater} bias"] = [fsigned(g.loc[e, "estimate"]) + stars(g.loc[e, pcol]) + mark(g.loc[e]) if e in g.index else "–"
+                                for e in out["Emotion"]]
         if lmm is not None and len(lmm) and (lmm["rater"] == rater).any():
             rows = [_lmm_emotion_terms(lmm, rater, e, reference) for e in out["Emotion"]]
-            out[f"{rater} LMM β (p)"] = [f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])})" if r is not None else "–" for r in rows]
+            out[f"{rater} LMM β (p)"] = [f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])}){mark(r)}" if r is not None else "–"
+                                         for r in rows]
     out["Emotion"] = out["Emotion"].str.capitalize()
     return out
 
@@ -302,7 +317,7 @@ def response_variance(df: pd.DataFrame, metric: str = "sd") -> pd.DataFrame:
 def mcnemar(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in df.iterrows():
-        rows.append({"Rater": r["rater"], "vs": r.get("rater2", "–"), "Δ accuracy": fsigned(r["estimate"], 3),
+        rows.append({"Rater": r["rater"], "vs": r.get("rater2", "–"), "Δ accuracy": fsigned(r["estimate"], 3) + mark(r),
                      "χ²": fnum(r.get("statistic"), 2), "n01 / n10": f"{fnum(r.get('n01'))} / {fnum(r.get('n10'))}" if "n01" in df.columns else "–",
                      "p": fp(r.get("p_value")), "p (adj.)": fp(r.get("p_adjusted")) + stars(r.get("p_adjusted"))})
     return pd.DataFrame(rows)
@@ -313,7 +328,8 @@ def group_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     by = [c for c in df.columns if c not in ("analysis_id", "rater", "metric") and is_text(df[c])
           and c not in ("term", "predicted")]
     d = df[df["metric"] == "accuracy"].copy()
-    d["cell"] = [fci(e, lo, hi, 2) for e, lo, hi in zip(d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
+    d["cell"] = [fci(e, lo, hi, 2) + mark(r) for (_, r), e, lo, hi in
+                 zip(d.iterrows(), d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
     if len(by) >= 2:
         col = by[-1]
         idx = ["rater"] + by[:-1]

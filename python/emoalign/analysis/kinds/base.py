@@ -72,6 +72,9 @@ class KindEntry:
 
 KINDS: dict[str, KindEntry] = {}
 
+#: row flag of a machine rater that gives one value to every image (of the dimension, or of the row's group)
+CONSTANT_RATINGS = "constant machine ratings"
+
 
 def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False, compares: str | None = None):
     """Decorator for a kind's ``run`` function: ``@register("agreement", AgreementOptions, compares=...)``.
@@ -96,7 +99,7 @@ def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False, c
                 mask = rows_of(res.table, rater)
                 if "dimension" in res.table.columns:
                     mask &= res.table["dimension"].astype(str).eq(dim).to_numpy()
-                add_flag(res.table, mask, "constant machine ratings")
+                add_flag(res.table, mask, CONSTANT_RATINGS)
             return res
 
         KINDS[name] = KindEntry(name=name, options=options, run=run, needs_r=needs_r,

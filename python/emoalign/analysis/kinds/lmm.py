@@ -42,7 +42,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, add_flag, register, tidy
+from emoalign.analysis.kinds.base import CONSTANT_RATINGS as CONSTANT, AnalysisBase, KindResult, add_flag, register, tidy
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 
@@ -94,7 +94,6 @@ def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
 
 #: columns withheld from constant-rating fits unless ``constant_p_values``
 INFERENCE = ("df", "p_value", "conf_low", "conf_high")
-CONSTANT = "constant machine ratings"
 
 
 def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
