@@ -107,6 +107,15 @@ def is_text(s: pd.Series) -> bool:
             or isinstance(s.dtype, pd.CategoricalDtype)) and not pd.api.types.is_bool_dtype(s)
 
 
+#: text columns that describe a row (how it was computed, whether it is flagged) rather than group it
+ANNOTATION_COLUMNS = ("analysis_id", "flag", "level", "form", "test", "method", "resample", "ci_method")
+
+
+def grouping_columns(df: pd.DataFrame, skip=()) -> list[str]:
+    """The text columns of a tidy table that group its rows (by-columns), except ``skip`` and annotations."""
+    return [c for c in df.columns if c not in (*ANNOTATION_COLUMNS, *skip) and is_text(df[c])]
+
+
 def _metric(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[df["metric"] == metric] if "metric" in df.columns else df.iloc[0:0]
 
@@ -229,7 +238,7 @@ def dimension_summary(df: pd.DataFrame, dimension: str, family: dict) -> pd.Data
     """Tables 3/5: Pearson r [CI], MAE, RMSE, Bland–Altman bias, model M (SD), human M (SD); by r."""
     d = df[df["dimension"] == dimension]
     if "metric" in d.columns:
-        by_cols = [c for c in d.columns if c not in ("analysis_id", "rater", "dimension", "metric") and is_text(d[c])]
+        by_cols = grouping_columns(d, ("rater", "dimension", "metric"))
         for c in by_cols:  # only overall rows (no by-grouping) in this table
             d = d[d[c].isna()]
     rows = []
@@ -325,8 +334,7 @@ def mcnemar(df: pd.DataFrame) -> pd.DataFrame:
 
 def group_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy [Wilson CI] per rater × by-cells: rows = first by-column × rater, columns = last by-column."""
-    by = [c for c in df.columns if c not in ("analysis_id", "rater", "metric") and is_text(df[c])
-          and c not in ("term", "predicted")]
+    by = grouping_columns(df, ("rater", "metric", "term", "predicted"))
     d = df[df["metric"] == "accuracy"].copy()
     d["cell"] = [fci(e, lo, hi, 2) + mark(r) for (_, r), e, lo, hi in
                  zip(d.iterrows(), d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
