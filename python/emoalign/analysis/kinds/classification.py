@@ -11,7 +11,7 @@ Rows (per rater, and per ``by`` group when given):
 
 The label set is ``study.emotions``; a prediction that is missing or outside it counts as wrong
 (it becomes the extra predicted category ``(invalid)`` in the confusion matrix and in kappa) and is
-reported in a warning.
+reported in a warning. Every interval is analytic (no resampling).
 
 References
 ----------
@@ -33,6 +33,13 @@ from emoalign.analysis.stats import (
 )
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
+
+
+#: how each interval is computed (manifest info); nothing is resampled
+INTERVALS = {"accuracy": "Wilson score interval (analytic)", "precision": "Wilson score interval (analytic)",
+             "recall": "Wilson score interval (analytic)",
+             "cohen_kappa": "Wald interval with the asymptotic SE of Fleiss, Cohen & Everitt 1969 (analytic)",
+             "resampling": "none"}
 
 
 class ClassificationOptions(AnalysisBase):
@@ -105,4 +112,4 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
     table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
-                                                      "invalid_label": INVALID_LABEL})
+                                                      "invalid_label": INVALID_LABEL, "intervals": INTERVALS})
