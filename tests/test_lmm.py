@@ -380,3 +380,49 @@ def test_converged_fit_is_not_restarted_and_matches_lme4_default(r):
     ours = res.value["table"].query("metric == 'variance'")["estimate"].to_numpy()
     assert ours == pytest.approx(direct, abs=1e-9)
     assert g["criterion"] == pytest.approx(r.eval(f"lme4::REMLcrit(lme4::lmer({formula}, crossed))")[0], abs=1e-9)
+
+
+BLAS_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from test_lmm import _crossed, _frame
+from emoalign.analysis.kinds.lmm import LmmOptions, fit
+from emoalign.analysis.rbridge import get_r
+r = get_r()
+vc = r.call("variance_components", _crossed(seed=3, n_raters=60, n_images=80), formula="rating ~ emotion + (1|rater_id) + (1|image_id)")
+t, _, _ = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type * emotion + (1|image_id)"), _frame(seed=4), r)
+print(json.dumps({"blas": r.versions()["R_BLAS"], "vc": vc.value["table"]["estimate"].tolist(),
+                  "lmm": t["estimate"].tolist(), "p": t["p_value"].fillna(-1).tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_results_identical_with_the_reference_blas(r):
+    """OpenBLAS (scripts/setup.sh) and R's reference BLAS give the same variance components and LMM estimates
+    (1e-6); skipped where R already runs on the reference BLAS or it is not installed."""
+    import glob
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ref = sorted(glob.glob("/usr/lib/*/blas/libblas.so.3"))
+    lapack = sorted(glob.glob("/usr/lib/*/lapack/liblapack.so.3"))
+    current = r.versions()["R_BLAS"] or ""
+    if not ref or os.path.realpath(current) == os.path.realpath(ref[0]):
+        pytest.skip("R's reference BLAS is not installed, or R already uses it")
+    here = Path(__file__).parent
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(str(Path(p).parent) for p in ref[:1] + lapack[:1]),
+               PYTHONPATH=os.pathsep.join([str(here.parent / "python"), str(here / "fixtures")]))
+    proc = subprocess.run([sys.executable, "-c", BLAS_PROBE, str(here)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    other = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert os.path.realpath(other["blas"]) != os.path.realpath(current)  # really another BLAS
+    here_run = json.loads(subprocess.run([sys.executable, "-c", BLAS_PROBE, str(here)], capture_output=True, text=True,
+                                         env=dict(env, LD_LIBRARY_PATH=os.environ.get("LD_LIBRARY_PATH", "")),
+                                         timeout=300).stdout.strip().splitlines()[-1])
+    assert np.allclose(here_run["vc"], other["vc"], rtol=0, atol=1e-6)
+    assert np.allclose(here_run["lmm"], other["lmm"], rtol=0, atol=1e-6)
+    assert np.allclose(here_run["p"], other["p"], rtol=1e-6, atol=1e-12)
