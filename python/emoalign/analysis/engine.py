@@ -217,6 +217,15 @@ def rater_provenance(study: Study) -> list[dict]:
     return out
 
 
+def record_flags(oc: AnalysisOutcome, info: dict, table: pd.DataFrame) -> None:
+    """Copy a kind's info (JSON-safe) and the counts of its flagged rows per flag into the outcome."""
+    oc.info = _jsonable(info)
+    if "flag" in table.columns:
+        oc.rows_flagged = int(table["flag"].notna().sum())
+        flags = table["flag"].dropna().astype(str).str.split("; ").explode()
+        oc.flagged = {str(k): int(v) for k, v in flags.value_counts().items()}
+
+
 def _jsonable(obj):
     """A kind's info made JSON-safe (numpy scalars to Python, unknown objects to str)."""
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
@@ -261,6 +270,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                                 + did_you_mean(unknown[0], ids), hint=f"ids in the spec: {', '.join(ids)}")
     selected = [a for a in loaded.spec.analyses if not only or a.id in only]
     study, inputs, load_warnings = load_study(loaded, data_dir)
+    load_warnings += design_warnings(study_summary(study))
     problems = check_spec(loaded, study)
     out.mkdir(parents=True, exist_ok=True)
     r = LazyR()
@@ -280,11 +290,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                 write_table(table, out / f"{a.id}.parquet", "results", force=True,
                             metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
                 oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
-                oc.info = _jsonable(res.info)
-                if "flag" in table.columns:
-                    oc.rows_flagged = int(table["flag"].notna().sum())
-                    flags = table["flag"].dropna().astype(str).str.split("; ").explode()
-                    oc.flagged = {str(k): int(v) for k, v in flags.value_counts().items()}
+                record_flags(oc, res.info, table)
                 for name, extra in res.extra.items():
                     fname = f"{a.id}.{name}.parquet"
                     write_table(extra, out / fname, None, force=True)
@@ -311,14 +317,13 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
         except (OSError, ValueError, StopIteration):
             pass
     versions = {**python_versions(), **r_versions()}
-    summary = study_summary(study)
     manifest = {
         "spec": {"path": str(loaded.path) if loaded.path else None,
                  "sha256": hashlib.sha256(loaded.text.encode()).hexdigest()},
         "inputs": inputs, "versions": versions,
         "started": started, "finished": _now(), "seconds": round(time.perf_counter() - t0, 3),
-        "study": summary, "raters": rater_provenance(study),
-        "warnings": [*load_warnings, *design_warnings(summary)], "analyses": entries,
+        "study": study_summary(study), "raters": rater_provenance(study),
+        "warnings": load_warnings, "analyses": entries,
     }
     write_json_atomic(manifest_path, manifest, force=True)
     return RunReport(out=out, outcomes=outcomes, manifest=manifest, seconds=time.perf_counter() - t0)
