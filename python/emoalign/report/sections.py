@@ -236,11 +236,11 @@ def demographic(R: Results) -> str:
     fx = df[(df["effect"] == "fixed") if "effect" in df.columns else slice(None)]
     fx = fx[fx["term"].astype(str).str.startswith("rater_type")]
     rows = [{"Rater": r["rater"], "Dimension": r.get("dimension", "–"), "Term": F.clean_term(r["term"]),
-             "β [95% CI]": T.fci(r["estimate"], r.get("conf_low"), r.get("conf_high")), "t": T.fnum(r.get("statistic"), 2),
+             "β [95% CI]": T.fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) + T.mark(r), "t": T.fnum(r.get("statistic"), 2),
              "df": T.fnum(r.get("df"), 1), "p": T.fp(r.get("p_value")) + T.stars(r.get("p_value"))} for _, r in fx.iterrows()]
     md += T.md_table(pd.DataFrame(rows), "Demographic LMM: machine effect and its interactions with the demographic "
                                         "columns (reference levels as in the spec).", "tbl-demographic-lmm")
-    return md
+    return md + _warnings(R, "demographic_lmm")
 
 
 def race_emotion_accuracy(R: Results) -> str:
@@ -307,7 +307,8 @@ def provenance_footer(R: Results) -> str:
     md = T.md_table(pd.DataFrame(rows, columns=["Item", "Value"]), "Provenance of these results.", "tbl-provenance")
     an = [{"Analysis": f"`{a.get('id')}`", "Kind": a.get("kind", "–"), "Status": a.get("status", "–"),
            "Rows": T.fnum(a.get("rows")), "Seconds": T.fnum(a.get("seconds"), 2),
-           "Warnings": str(len(a.get("warnings") or []))} for a in R.analyses]
+           "Warnings": str(len(a.get("warnings") or [])), "Flagged rows": T.fnum(a.get("rows_flagged") or 0)}
+          for a in R.analyses]
     if an:
         md += T.md_table(pd.DataFrame(an), "Analyses in the manifest.", "tbl-analyses")
     return md

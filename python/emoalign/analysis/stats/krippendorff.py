@@ -193,19 +193,23 @@ def alpha_two_way(data: AlphaData, coder_weights: np.ndarray, level: Level,
     C = np.atleast_2d(np.asarray(coder_weights, dtype=float)).T  # J x B
     B, n_obs, U, V, J = C.shape[1], len(data.obs_unit), data.n_units, len(data.values), data.n_coders
     ones = np.ones(n_obs)
+    # cells: distinct (unit, value) pairs, sorted by unit; cellw = weighted count of each cell
+    cell_id, cell_of_obs = np.unique(data.obs_unit * V + data.obs_value, return_inverse=True)
+    cell_u, cell_v = cell_id // V, cell_id % V
+    n_cells = len(cell_id)
+    starts = np.flatnonzero(np.r_[True, cell_u[1:] != cell_u[:-1]])  # every pairable unit has cells
+
+    def per_unit(x):  # sum over each unit's cells (K x B -> U x B)
+        return np.add.reduceat(x, starts, axis=0)
+
+    cellw = np.asarray(sp.csr_matrix((ones, (cell_of_obs, data.obs_coder)), shape=(n_cells, J)) @ C)  # K x B
+    m = per_unit(cellw)  # U x B: weighted values per unit
     unit_coder = sp.csr_matrix((ones, (data.obs_unit, data.obs_coder)), shape=(U, J))
-    m = np.asarray(unit_coder @ C)  # U x B: weighted values per unit
     pairs = m * m - np.asarray(unit_coder @ (C * C))  # ordered pairs of values of distinct coders
     k = np.ones((U, B)) if unit_weights is None else np.atleast_2d(np.asarray(unit_weights, dtype=float)).T
     k = np.where(pairs > 0, k, 0.0)  # a unit with < 2 distinct coders left is not pairable in this replicate
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(k > 0, k * m / pairs, 0.0)  # unit weight / Krippendorff's (m_u - 1)
-    # cells: distinct (unit, value) pairs; cellw = weighted count of each cell
-    cell_id, cell_of_obs = np.unique(data.obs_unit * V + data.obs_value, return_inverse=True)
-    cell_u, cell_v = cell_id // V, cell_id % V
-    n_cells = len(cell_id)
-    cellw = np.asarray(sp.csr_matrix((ones, (cell_of_obs, data.obs_coder)), shape=(n_cells, J)) @ C)  # K x B
-    cell_to_unit = sp.csr_matrix((np.ones(n_cells), (cell_u, np.arange(n_cells))), shape=(U, n_cells))
     kc = k[cell_u]  # K x B
     nc = np.asarray(sp.csr_matrix((np.ones(n_cells), (cell_v, np.arange(n_cells))), shape=(V, n_cells))
                     @ (kc * cellw)).T  # B x V
@@ -219,11 +223,10 @@ def alpha_two_way(data: AlphaData, coder_weights: np.ndarray, level: Level,
             M = np.cumsum(nc, axis=1) - nc / 2 - n[:, None] / 2  # B x V mid-ranks, centred
             xc = M.T[cell_v]  # K x B
             exp = 2 * n * (nc * M * M).sum(axis=1) - 2 * (nc * M).sum(axis=1) ** 2
-        s1 = np.asarray(cell_to_unit @ (cellw * xc))
-        s2 = np.asarray(cell_to_unit @ (cellw * xc * xc))
-        P = 2 * m * s2 - 2 * s1 ** 2
+        wx = cellw * xc
+        P = 2 * m * per_unit(wx * xc) - 2 * per_unit(wx) ** 2
     elif level == "nominal":
-        P = m * m - np.asarray(cell_to_unit @ (cellw * cellw))
+        P = m * m - per_unit(cellw * cellw)
         exp = n * n - (nc * nc).sum(axis=1)
     elif level == "ratio":
         D = _ratio_distance(data.values)
