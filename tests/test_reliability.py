@@ -273,3 +273,28 @@ def test_kind_nominal_alpha_of_human_label_choices():
     assert t["estimate"].item() == pytest.approx(ref, abs=1e-12)
     with pytest.raises(EmoalignError, match="level: nominal"):
         run(ReliabilityOptions(id="r", dimension="emotion_choice", level="ordinal", bootstrap=0), study)
+
+
+def test_kind_resample_option_states_the_method():
+    """resample / ci_method reach the bootstrap and are stated per row and in the analysis info; the estimate does
+    not depend on them, and the two-way interval equals alpha_bootstrap's on the same trials."""
+    rng = np.random.default_rng(4)
+    rater, truth = rng.normal(0, 1, 30), rng.normal(0, 1, 6)
+    rows = [{"rater_id": f"h{r}", "image_id": f"t{i}", "valence": float(np.clip(np.round(5 + rater[r] + truth[i]
+                                                                                         + rng.normal()), 1, 9))}
+            for r in range(30) for i in range(6)]
+    humans = pd.DataFrame(rows)
+    study = _study_from_judges(SF, humans)
+    by_units = run(ReliabilityOptions(id="r", dimension="valence", bootstrap=200), study)
+    both = run(ReliabilityOptions(id="r", dimension="valence", bootstrap=200, resample="both", ci_method="bc"), study)
+    u, b = by_units.table.iloc[0], both.table.iloc[0]
+    assert u["estimate"] == b["estimate"]
+    assert (u["resample"], b["resample"]) == ("units", "both")
+    assert u["ci_method"].startswith("percentile interval, 200 replicates, bootstrap over units (images)")
+    assert b["ci_method"].startswith("bias-corrected percentile interval, 200 replicates, bootstrap over units and coders")
+    assert both.info["intervals"]["krippendorff_alpha"] == b["ci_method"]
+    ref = alpha_bootstrap(humans["image_id"].to_numpy(), humans["valence"].to_numpy(), "ordinal", 200, 1,
+                          coders=humans["rater_id"].to_numpy(), resample="both", ci_method="bc")
+    assert (b["conf_low"], b["conf_high"]) == pytest.approx((ref["conf_low"], ref["conf_high"]), abs=1e-12)
+    # six images, thirty raters: the image bootstrap alone is the narrower interval here
+    assert (b["conf_high"] - b["conf_low"]) > (u["conf_high"] - u["conf_low"])
