@@ -180,6 +180,8 @@ def test_singular_fit_message_captured_not_printed(r, capfd):
     t, glance, warnings = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + (1|image_id)"), df, r)
     assert any("singular" in w for w in warnings)
     assert t.loc[t.term == "singular", "estimate"].item() == 1
+    assert (t["flag"] == "singular fit").all() and bool(glance["singular"].item())
+    assert t.loc[t.effect == "fixed", "p_value"].notna().all()  # kept (reduced model), flagged
     err = capfd.readouterr().err
     assert "singular" not in err
 

@@ -9,19 +9,12 @@ import pandas as pd
 import pytest
 
 from cli_runner import run_cli
-from engine_study import write_study
+from engine_study import SPEC as ENGINE_SPEC, write_study
 from emoalign.report import sections as S
 from emoalign.report import tables as T
 from emoalign.report.results import Results
 
-SPEC = """\
-study:
-  stimuli: stimuli.parquet
-  humans: humans.parquet
-  machines: [runs/*/ratings.parquet]
-  scales: {valence: [1, 9], arousal: [1, 9]}
-  emotions: [angry, disgust, fear, happy, sad, neutral]
-analyses:
+SPEC = ENGINE_SPEC.split("analyses:")[0] + """analyses:
   - {id: human_ceiling, kind: reliability, raters: human, dimension: valence, bootstrap: 50}
   - {id: dimensional_agreement, kind: agreement, raters: [gemma3, fer_a], dimension: [valence, arousal]}
   - {id: agreement_common, kind: agreement, raters: [gemma3, fer_a], dimension: [valence, arousal], images: common}
