@@ -44,6 +44,35 @@ deviance_derivs <- function(devfun, theta, fval, h = 1e-4) {
   list(gradient = g, Hessian = H)
 }
 
+# Method-of-moments starting values of theta for random parts made only of scalar intercepts (1|g): with r the
+# residuals of the fixed part (least squares), the variance of the level means of factor k is about
+# s2_k + sum_{j != k} s2_j mean(1/n_k) + s2_e mean(1/n_k) (crossed factors; n_k = observations per level), and the
+# variance of r is sum_k s2_k + s2_e: K + 1 linear equations (cf. Henderson 1953, method 3). Returns
+# sqrt(s2_k / s2_e) in lme4's theta order, or NULL (lme4's default start) for any other random part or a
+# degenerate system. Near the REML optimum, it saves lme4's default optimizer about a quarter of its evaluations.
+moment_start <- function(lmod) {
+  cnms <- lmod$reTrms$cnms
+  if (!all(lengths(cnms) == 1L) || !all(unlist(cnms) == "(Intercept)")) return(NULL)
+  fl <- lmod$reTrms$flist[names(cnms)]
+  y <- stats::model.response(lmod$fr)
+  r <- tryCatch(stats::lm.fit(lmod$X, y)$residuals, error = function(e) NULL)
+  if (is.null(r) || length(fl) != length(cnms)) return(NULL)
+  K <- length(fl)
+  inv_n <- vapply(fl, function(g) mean(1 / tabulate(g)), numeric(1))
+  A <- matrix(0, K + 1, K + 1)
+  b <- numeric(K + 1)
+  for (k in seq_len(K)) {
+    A[k, ] <- inv_n[k]
+    A[k, k] <- 1
+    b[k] <- stats::var(as.numeric(tapply(r, fl[[k]], mean)))
+  }
+  A[K + 1, ] <- 1
+  b[K + 1] <- stats::var(r)
+  v <- tryCatch(solve(A, b), error = function(e) NULL)
+  if (is.null(v) || !all(is.finite(v)) || v[K + 1] <= 0) return(NULL)
+  unname(sqrt(pmax(v[seq_len(K)], 1e-4 * v[K + 1]) / v[K + 1]))
+}
+
 # lme4's convergence criterion (lme4:::checkConv, ?lme4::convergence): at a boundary (a variance
 # parameter within sing_tol of 0) the fit is singular and the gradient is not checked; otherwise the fit
 # is flagged when max(min(|g|, |chol(H)^-T g|)) > tol (0.002). rel_grad = max|H^-1 g| is the Newton step
@@ -67,14 +96,16 @@ convergence_check <- function(devfun, opt, lower, tol = 0.002, sing_tol = 1e-4) 
 # bobyqa, Nelder_Mead, nlminbwrap, nloptwrap; "none" = no restart) and the fit with the lower criterion
 # (REML or ML deviance) is kept. Returns list(fit, glance): glance is one broom-style row (broom.mixed
 # glance names: nobs, sigma, logLik, AIC, BIC, deviance, REMLcrit, df.residual) plus the convergence record:
-# optimizer, feval, criterion, max_grad, rel_grad, singular (lme4::isSingular), converged, restarted,
-# restart_optimizer, restart_kept, restart_criterion_change (first - restarted criterion; > 0 = improved),
+# start ("lme4" or "moments"), optimizer, feval, criterion, max_grad, rel_grad, singular (lme4::isSingular),
+# converged, restarted, restart_optimizer, restart_kept, restart_criterion_change (first - restarted criterion; > 0 = improved),
 # restart_max_change (max |change| of fixed effects and variance components), message.
 # lmertest = TRUE returns an lmerTest model (Satterthwaite / Kenward-Roger tests). control: optimizer
 # control of the first fit (lme4's optCtrl; default lme4's), e.g. list(ftol_abs = 1e-2) for a test that
 # needs a fit stopping early.
+# start = "moments" starts the first fit at moment_start() (when the random part allows it), "lme4" at lme4's
+# default (theta = 1).
 fit_lmer <- function(formula, data, REML = TRUE, restart = "bobyqa", grad_tol = 0.002, lmertest = FALSE,
-                     control = list()) {
+                     control = list(), start = "lme4") {
   f <- stats::as.formula(formula)  # its environment (this frame) holds `data`: lmerTest rebuilds the devfun from it
   ctrl <- lme4::lmerControl(calc.derivs = FALSE)
   lmod <- lme4::lFormula(f, data = data, REML = REML, control = ctrl)
@@ -93,11 +124,12 @@ fit_lmer <- function(formula, data, REML = TRUE, restart = "bobyqa", grad_tol = 
   fail_msg <- function(chk) if (chk$code != 0) sprintf("optimizer stopped with code %d", chk$code) else
     sprintf("Model failed to converge with max|grad| = %.3g (tol = %g)", chk$max_grad, grad_tol)
 
-  opt <- optimize(ctrl$optimizer, control = control)
+  theta0 <- if (start == "moments") moment_start(lmod) else NULL
+  opt <- optimize(ctrl$optimizer, start = if (is.null(theta0)) NULL else list(theta = theta0), control = control)
   chk <- convergence_check(devfun, opt, rho$lower, grad_tol)
   fit <- build(opt, chk, if (chk$ok) character(0) else fail_msg(chk))
-  rec <- list(optimizer = ctrl$optimizer, feval = opt$feval, criterion = opt$fval, max_grad = chk$max_grad,
-              rel_grad = chk$rel_grad, converged = chk$ok, restarted = FALSE, restart_optimizer = NA_character_,
+  rec <- list(start = if (is.null(theta0)) "lme4" else "moments", optimizer = ctrl$optimizer, feval = opt$feval,
+              criterion = opt$fval, max_grad = chk$max_grad, rel_grad = chk$rel_grad, converged = chk$ok, restarted = FALSE, restart_optimizer = NA_character_,
               restart_kept = NA, restart_criterion_change = NA_real_, restart_max_change = NA_real_,
               message = if (chk$ok) NA_character_ else fail_msg(chk))
   if (!chk$ok && restart != "none") {
@@ -239,8 +271,9 @@ lmm_contrasts <- function(fit, factor, by = NULL, df_method = "satterthwaite", c
 # Returns list(table, glance) (glance: see fit_lmer).
 # control: optimizer control of the first fit (see fit_lmer; tests use it to construct an early stop).
 variance_components <- function(df, formula, reml = TRUE, ci = "none", conf_level = 0.95,
-                                restart = "bobyqa", grad_tol = 0.002, control = list()) {
-  fitted <- fit_lmer(formula, df, REML = reml, restart = restart, grad_tol = grad_tol, control = control)
+                                restart = "bobyqa", grad_tol = 0.002, control = list(), start = "moments") {
+  fitted <- fit_lmer(formula, df, REML = reml, restart = restart, grad_tol = grad_tol, control = control,
+                     start = start)
   fit <- fitted$fit
   vc <- as.data.frame(lme4::VarCorr(fit))
   vc <- vc[is.na(vc$var2), , drop = FALSE]

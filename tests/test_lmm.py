@@ -333,7 +333,8 @@ def _reml_optimum(df):
 
 
 def test_nonconverging_crossed_fit_is_restarted_to_the_independent_optimum(r):
-    """A crossed fit whose optimizer stops early (constructed with a loose first-fit tolerance) fails lme4's own check;
+    """A crossed fit whose optimizer stops early (constructed with a loose first-fit tolerance, from lme4's start) fails
+    lme4's own check;
     emoalign restarts it from the fitted theta and keeps the better fit, which is the REML optimum found by an
     independent dense-matrix REML fit."""
     import rpy2.robjects as ro
@@ -348,7 +349,7 @@ def test_nonconverging_crossed_fit_is_restarted_to_the_independent_optimum(r):
         w }})""") or [])
     assert any("failed to converge" in w for w in lme4_warns), lme4_warns
 
-    res = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01})
+    res = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01}, start="lme4")
     g = res.value["glance"].iloc[0]
     assert g["restarted"] and g["restart_kept"] and g["converged"] and g["optimizer"] == "bobyqa"
     assert g["restart_criterion_change"] > 1e-3 and g["restart_max_change"] > 1e-3
@@ -361,7 +362,8 @@ def test_nonconverging_crossed_fit_is_restarted_to_the_independent_optimum(r):
     assert g["criterion"] <= best + 1e-6  # ... at its independent optimum
     assert ours == pytest.approx(optimum, rel=1e-4)
     # without a restart the early stop is reported, not hidden: converged false, rows flagged by the kind
-    stay = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01}, restart="none")
+    stay = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01}, restart="none",
+                  start="lme4")
     gs = stay.value["glance"].iloc[0]
     assert not gs["converged"] and not gs["restarted"] and gs["criterion"] > best + 1e-3
     assert any("failed to converge" in w for w in stay.warnings)
@@ -374,14 +376,21 @@ def test_converged_fit_is_not_restarted_and_matches_lme4_default(r):
 
     df = _crossed(seed=8)
     formula = "rating ~ emotion + (1|rater_id) + (1|image_id)"
-    res = r.call("variance_components", df, formula=formula)
+    res = r.call("variance_components", df, formula=formula, start="lme4")
     g = res.value["glance"].iloc[0]
     assert g["converged"] and not g["restarted"] and g["optimizer"] == "nloptwrap" and not g["singular"]
+    assert g["start"] == "lme4"
     ro.globalenv["crossed"] = r.to_r(df)
     direct = r.eval(f"as.data.frame(lme4::VarCorr(lme4::lmer({formula}, crossed)))$vcov")
     ours = res.value["table"].query("metric == 'variance'")["estimate"].to_numpy()
     assert ours == pytest.approx(direct, abs=1e-9)
     assert g["criterion"] == pytest.approx(r.eval(f"lme4::REMLcrit(lme4::lmer({formula}, crossed))")[0], abs=1e-9)
+    # the default method-of-moments start reaches the same optimum (within the optimizer's tolerance) in fewer steps
+    moments = r.call("variance_components", df, formula=formula)
+    gm = moments.value["glance"].iloc[0]
+    assert gm["start"] == "moments" and gm["converged"] and gm["feval"] < g["feval"]
+    assert gm["criterion"] == pytest.approx(g["criterion"], abs=1e-6)
+    assert moments.value["table"].query("metric == 'variance'")["estimate"].to_numpy() == pytest.approx(ours, rel=1e-4)
 
 
 BLAS_PROBE = """

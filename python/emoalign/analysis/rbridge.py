@@ -115,7 +115,7 @@ class RBridge:
             return ro.FloatVector(s.to_numpy(dtype=float, na_value=np.nan))
         cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("string").astype("category")
         cat = cat.cat.remove_unused_categories()
-        codes = cat.cat.codes.to_numpy().astype(np.int64) + 1
+        codes = cat.cat.codes.to_numpy().astype(np.int32) + 1  # int32: rpy2 copies it as one block (int64: per element)
         codes_r = ro.IntVector(codes)
         if (codes == 0).any():  # NaN -> NA_integer_
             codes_r = ro.r["replace"](codes_r, ro.IntVector(np.flatnonzero(codes == 0) + 1), ro.NA_Integer)
