@@ -65,18 +65,20 @@ def time_spec(args, study: Path, work: Path) -> int:
         for name, (src, blas) in configs.items():
             runs[name].append(run_once(src, study, work / f"results-{name.replace(' ', '_')}-{i}", blas))
             print(f"run {i + 1}/{args.runs} {name}: {runs[name][-1]['total']:.1f} s", flush=True)
+    ids = list(dict.fromkeys(a for rs in reversed(list(runs.values())) for a in rs[0]["analyses"]))  # this tree's order
     table = {}
     for name, rs in runs.items():
-        ids = list(rs[0]["analyses"])
         table[name] = pd.Series({a: float(np.median([r["analyses"].get(a, np.nan) for r in rs])) for a in ids})
         table[name]["TOTAL (process, incl. R start)"] = float(np.median([r["total"] for r in rs]))
-    df = pd.DataFrame(table)
+    df = pd.DataFrame(table).reindex([*ids, "TOTAL (process, incl. R start)"])
     if args.baseline:
         df["ratio baseline / this tree"] = df["baseline"] / df["this tree"]
     print(f"\nspecs/paper.yaml, seconds per analysis (median of {args.runs} interleaved run(s)):")
     print(df.round(2).to_string())
     for name, rs in runs.items():
-        print(f"  {name}: BLAS {rs[0]['blas']}; spec {rs[0]['spec']}")
+        blas = rs[0]["blas"] or (f"not recorded (LD_LIBRARY_PATH first: {configs[name][1]})" if configs[name][1] else "not recorded")
+        totals = ", ".join(f"{r['total']:.1f}" for r in rs)
+        print(f"  {name}: BLAS {blas}; spec {rs[0]['spec']}; totals {totals} s")
     failed = sorted({f for rs in runs.values() for r in rs for f in r["failed"]})
     print(f"target: this tree <= 15 s{'; FAILED: ' + ', '.join(failed) if failed else ''}")
     try:
