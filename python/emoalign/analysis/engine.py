@@ -48,10 +48,10 @@ class AnalysisOutcome:
     file: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    #: rows of the result table with a ``flag`` and their count per flag (see docs/results-contract.md)
     rows_flagged: int = 0
     flagged: dict[str, int] = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-    error: str | None = None
 
 
 @dataclass
@@ -217,18 +217,12 @@ def rater_provenance(study: Study) -> list[dict]:
     return out
 
 
-def record_flags(oc: AnalysisOutcome, info: dict, table: pd.DataFrame) -> None:
-    """Copy a kind's info (JSON-safe) and the counts of its flagged rows per flag into the outcome."""
-    oc.info = _jsonable(info)
+def record_flags(oc: AnalysisOutcome, table: pd.DataFrame) -> None:
+    """Count the result rows with a ``flag``, in all and per flag, into the outcome (manifest)."""
     if "flag" in table.columns:
         oc.rows_flagged = int(table["flag"].notna().sum())
         flags = table["flag"].dropna().astype(str).str.split("; ").explode()
         oc.flagged = {str(k): int(v) for k, v in flags.value_counts().items()}
-
-
-def _jsonable(obj):
-    """A kind's info made JSON-safe (numpy scalars to Python, unknown objects to str)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def _now() -> str:
@@ -290,7 +284,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                 write_table(table, out / f"{a.id}.parquet", "results", force=True,
                             metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
                 oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
-                record_flags(oc, res.info, table)
+                record_flags(oc, table)
                 for name, extra in res.extra.items():
                     fname = f"{a.id}.{name}.parquet"
                     write_table(extra, out / fname, None, force=True)
