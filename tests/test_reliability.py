@@ -292,7 +292,7 @@ def test_kind_resample_option_states_the_method():
     assert (u["resample"], b["resample"]) == ("units", "both")
     assert u["ci_method"].startswith("percentile interval, 200 replicates, bootstrap over units (images)")
     assert b["ci_method"].startswith("bias-corrected percentile interval, 200 replicates, bootstrap over units and coders")
-    assert both.info["intervals"]["krippendorff_alpha"] == b["ci_method"]
+    assert both.info["ci"]["krippendorff_alpha"] == b["ci_method"]
     ref = alpha_bootstrap(humans["image_id"].to_numpy(), humans["valence"].to_numpy(), "ordinal", 200, 1,
                           coders=humans["rater_id"].to_numpy(), resample="both", ci_method="bc")
     assert (b["conf_low"], b["conf_high"]) == pytest.approx((ref["conf_low"], ref["conf_high"]), abs=1e-12)

@@ -127,4 +127,4 @@ def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
     table = finish(rows, ["rater", "dimension", *opts.by])
     add_flag(table, np.array(constant, dtype=bool), CONSTANT_RATINGS)
     extra = {"points": pd.concat(points, ignore_index=True)} if points else {}
-    return KindResult(table, warnings=warnings, extra=extra, info={"intervals": INTERVALS})
+    return KindResult(table, warnings=warnings, extra=extra, info={"ci": INTERVALS})

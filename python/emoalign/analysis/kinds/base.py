@@ -49,7 +49,7 @@ class KindResult:
     ``extra`` holds optional further tables (per-observation points a figure needs, e.g. Bland-Altman
     points; ``glance``: one row per fitted model); the engine writes each as
     ``results/<id>.<name>.parquet`` and lists it in the manifest. ``info`` goes into the manifest entry
-    (e.g. ``intervals``: how each interval is computed and what, if anything, is resampled). A
+    (e.g. ``ci``: how each interval is computed and what, if anything, is resampled). A
     ``flag`` column in ``table`` marks rows whose numbers cannot be taken at face value (see
     :func:`add_flag`).
     """

@@ -112,4 +112,4 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
     table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
-                                                      "invalid_label": INVALID_LABEL, "intervals": INTERVALS})
+                                                      "invalid_label": INVALID_LABEL, "ci": INTERVALS})

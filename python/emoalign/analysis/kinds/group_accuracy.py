@@ -44,4 +44,4 @@ def run(opts: GroupAccuracyOptions, study: Study, r=None) -> KindResult:
             rows.append(dict(rater=rater, **key, metric="accuracy", estimate=k / n if n else float("nan"),
                              conf_low=lo, conf_high=hi, n=n, n_correct=k))
     return KindResult(finish(rows, ["rater", *opts.by]), warnings=warnings,
-                      info={"reference": reference, "intervals": "Wilson score interval (analytic, no resampling)"})
+                      info={"reference": reference, "ci": "Wilson score interval (analytic, no resampling)"})

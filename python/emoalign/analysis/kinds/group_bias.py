@@ -132,4 +132,4 @@ def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
     return KindResult(table, warnings=warnings, info={"adjust": opts.adjust, "family": opts.family,
                                                       "n_comparisons": opts.n_comparisons,
                                                       "digits_rank": opts.digits_rank,
-                                                      "intervals": "t interval of the mean difference (no resampling)"})
+                                                      "ci": "t interval of the mean difference (no resampling)"})

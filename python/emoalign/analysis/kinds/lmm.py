@@ -168,5 +168,5 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group", *opts.contrast_by]), warnings=warnings,
                       info={"formula": opts.formula, "df_method": opts.df_method,
-                            "intervals": f"Wald: estimate +- t(df) x SE with {opts.df_method} df (no resampling)"},
+                            "ci": f"Wald: estimate +- t(df) x SE with {opts.df_method} df (no resampling)"},
                       extra={"glance": pd.concat(glances, ignore_index=True)})

@@ -67,4 +67,4 @@ def run(opts: McNemarOptions, study: Study, r=None) -> KindResult:
     table = finish(rows, ["rater", "rater2", *opts.by])
     table.insert(table.columns.get_loc("p_value") + 1, "p_adjusted", p_adjust(table["p_value"], opts.adjust))
     return KindResult(table, warnings=warnings, info={"reference": reference, "adjust": opts.adjust,
-                                                      "intervals": "none (tests only; no resampling)"})
+                                                      "ci": "none (tests only; no resampling)"})

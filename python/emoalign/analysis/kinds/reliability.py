@@ -133,5 +133,5 @@ def run(opts: ReliabilityOptions, study: Study, r=None) -> KindResult:
     if not table.empty:
         table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["raters", "dimension", *opts.by]), warnings=warnings,
-                      info={"intervals": {"krippendorff_alpha": alpha_ci if opts.bootstrap else "none",
+                      info={"ci": {"krippendorff_alpha": alpha_ci if opts.bootstrap else "none",
                                           "icc": "F-based intervals (McGraw & Wong 1996; no resampling)"}})

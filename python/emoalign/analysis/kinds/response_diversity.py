@@ -66,4 +66,4 @@ def run(opts: ResponseDiversityOptions, study: Study, r=None) -> KindResult:
                          {**base, "metric": "mean", "estimate": s["mean"]},
                          {**base, "metric": "sd_ratio", "estimate": ratio}]
     table = finish(rows, ["rater", "dimension", *opts.by])
-    return KindResult(table, info={"human_sd": opts.human_sd, "intervals": "none (descriptive; no resampling)"})
+    return KindResult(table, info={"human_sd": opts.human_sd, "ci": "none (descriptive; no resampling)"})

@@ -105,6 +105,6 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings,
-                      info={"formula": formula, "intervals": "none" if opts.ci == "none" else
+                      info={"formula": formula, "ci": "none" if opts.ci == "none" else
                             "likelihood-profile intervals of the standard deviations, squared (no resampling)"},
                       extra={"glance": pd.concat(glances, ignore_index=True)})
