@@ -18,7 +18,7 @@ from plotnine import (aes, coord_flip, element_blank, element_text, facet_grid, 
                       position_dodge, scale_color_manual, scale_fill_gradient, scale_shape_manual, theme,
                       theme_bw)
 
-from emoalign.report.tables import emotion_sort, grouping_columns
+from emoalign.report.tables import emotion_sort, is_text
 
 PALETTE = {"VLM": "#1b9e77", "FER": "#d95f02", "HUMAN": "#7570b3"}
 RATER_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4"]
@@ -180,7 +180,7 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40):
     panel = "metric" if "metric" in d.columns and d["metric"].notna().any() else "term" if "term" in d.columns else None
     # label rows by the text columns that vary *within* a panel (a column fixed per metric, e.g. an
     # ICC's form, would only add empty rows to the other panels)
-    cand = grouping_columns(d, (panel, "metric", "term", "effect"))
+    cand = [c for c in d.columns if c not in ("analysis_id", panel, "metric", "term", "effect") and is_text(d[c])]
     if panel is not None:
         groups = [c for c in cand if d.groupby(panel, dropna=False)[c].nunique(dropna=False).max() > 1]
     else:

@@ -56,6 +56,10 @@ def stars(p) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+#: text columns of result tables that describe a row (whether it is flagged, how its interval was computed)
+#: rather than group it: never by-columns
+ANNOTATION_COLUMNS = ("flag", "resample", "ci_method")
+
 #: mark appended to an estimate whose result row is flagged (column ``flag``: not converged, singular fit,
 #: constant machine ratings, fewer images than the other raters, ...); the section notes list the flags
 MARK = "†"
@@ -102,18 +106,11 @@ def emotion_sort(values) -> list:
 
 
 def is_text(s: pd.Series) -> bool:
-    """True for string/object/categorical columns (grouping columns), false for numbers."""
+    """True for string/object/categorical columns (grouping columns), false for numbers and for the annotation
+    columns (``ANNOTATION_COLUMNS``: ``flag``, ``ci_method``, ...), which describe a row rather than group it."""
     return (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
-            or isinstance(s.dtype, pd.CategoricalDtype)) and not pd.api.types.is_bool_dtype(s)
-
-
-#: text columns that describe a row (how it was computed, whether it is flagged) rather than group it
-ANNOTATION_COLUMNS = ("analysis_id", "flag", "level", "form", "test", "method", "resample", "ci_method")
-
-
-def grouping_columns(df: pd.DataFrame, skip=()) -> list[str]:
-    """The text columns of a tidy table that group its rows (by-columns), except ``skip`` and annotations."""
-    return [c for c in df.columns if c not in (*ANNOTATION_COLUMNS, *skip) and is_text(df[c])]
+            or isinstance(s.dtype, pd.CategoricalDtype)) and not pd.api.types.is_bool_dtype(s) \
+        and s.name not in ANNOTATION_COLUMNS
 
 
 def _metric(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -238,7 +235,7 @@ def dimension_summary(df: pd.DataFrame, dimension: str, family: dict) -> pd.Data
     """Tables 3/5: Pearson r [CI], MAE, RMSE, Bland–Altman bias, model M (SD), human M (SD); by r."""
     d = df[df["dimension"] == dimension]
     if "metric" in d.columns:
-        by_cols = grouping_columns(d, ("rater", "dimension", "metric"))
+        by_cols = [c for c in d.columns if c not in ("analysis_id", "rater", "dimension", "metric") and is_text(d[c])]
         for c in by_cols:  # only overall rows (no by-grouping) in this table
             d = d[d[c].isna()]
     rows = []
@@ -334,7 +331,8 @@ def mcnemar(df: pd.DataFrame) -> pd.DataFrame:
 
 def group_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy [Wilson CI] per rater × by-cells: rows = first by-column × rater, columns = last by-column."""
-    by = grouping_columns(df, ("rater", "metric", "term", "predicted"))
+    by = [c for c in df.columns if c not in ("analysis_id", "rater", "metric") and is_text(df[c])
+          and c not in ("term", "predicted")]
     d = df[df["metric"] == "accuracy"].copy()
     d["cell"] = [fci(e, lo, hi, 2) + mark(r) for (_, r), e, lo, hi in
                  zip(d.iterrows(), d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
