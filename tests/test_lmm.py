@@ -43,7 +43,7 @@ def test_fixed_effects_match_statsmodels_mixedlm(r):
                       reference_levels={"emotion": "angry", "rater_type": "human"})
     from emoalign.analysis.kinds.lmm import fit
 
-    t, w = fit(opts, df, r)
+    t, _, w = fit(opts, df, r)
     fixed = t[t.effect == "fixed"].set_index("term")
     sm = smf.mixedlm("rating ~ rater_type * emotion", df, groups=df["image_id"]).fit(reml=True)
     names = {"Intercept": "(Intercept)", "rater_type[T.machine]": "rater_typemachine",
@@ -56,7 +56,7 @@ def test_fixed_effects_match_statsmodels_mixedlm(r):
     assert ran.loc["Residual", "estimate"] == pytest.approx(sm.scale, rel=1e-4)
     # balanced design, within-image terms: Satterthwaite df = n_images - 2 (closed form); between: n_images - 2 too
     assert fixed.loc["rater_typemachine", "df"] == pytest.approx(38, abs=1e-3)
-    kr, _ = fit(opts.model_copy(update={"df_method": "kenward_roger"}), df, r)  # KR = Satterthwaite = exact here
+    kr, _, _ = fit(opts.model_copy(update={"df_method": "kenward_roger"}), df, r)  # KR = Satterthwaite = exact here
     assert kr[kr.term == "rater_typemachine"]["df"].item() == pytest.approx(38, abs=1e-3)
     # Wald CI with t(df) quantile
     from scipy import stats
@@ -77,7 +77,7 @@ def test_satterthwaite_df_matches_lmertest_directly_unbalanced(r):
     opts = LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + emotion + x + (1|image_id)")
     from emoalign.analysis.kinds.lmm import fit
 
-    t, _ = fit(opts, df, r)
+    t, _, _ = fit(opts, df, r)
     fixed = t[t.effect == "fixed"].set_index("term")
     # independent: build the data frame in R with plain vectors and call lmerTest ourselves
     ro.globalenv["d"] = ro.r["data.frame"](rating=ro.FloatVector(df["rating"]), x=ro.FloatVector(df["x"]),
@@ -92,7 +92,7 @@ def test_satterthwaite_df_matches_lmertest_directly_unbalanced(r):
         assert fixed.loc[term, "p_value"] == pytest.approx(ref[i, 4], rel=1e-6)
     assert not (fixed["df"] == fixed["df"].iloc[0]).all()  # unbalanced: df differ by term
 
-    asym, _ = fit(opts.model_copy(update={"df_method": "asymptotic"}), df, r)
+    asym, _, _ = fit(opts.model_copy(update={"df_method": "asymptotic"}), df, r)
     a = asym[asym.effect == "fixed"].set_index("term")
     assert np.isinf(a["df"]).all()
     assert a.loc["x", "estimate"] == pytest.approx(fixed.loc["x", "estimate"], abs=1e-10)
@@ -177,9 +177,11 @@ def test_singular_fit_message_captured_not_printed(r, capfd):
                        "rater_type": np.tile(["human", "machine", "machine"], 20)})
     from emoalign.analysis.kinds.lmm import fit
 
-    t, warnings = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + (1|image_id)"), df, r)
+    t, glance, warnings = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + (1|image_id)"), df, r)
     assert any("singular" in w for w in warnings)
     assert t.loc[t.term == "singular", "estimate"].item() == 1
+    assert (t["flag"] == "singular fit").all() and bool(glance["singular"].item())
+    assert t.loc[t.effect == "fixed", "p_value"].notna().all()  # kept (reduced model), flagged
     err = capfd.readouterr().err
     assert "singular" not in err
 
@@ -282,24 +284,156 @@ def test_emmeans_contrasts_are_the_per_emotion_bias(tmp_path, r):
         run_lmm(opts.model_copy(update={"contrast_by": ["race"]}), study, r)
 
 
-def test_convergence_flag_gets_the_relative_gradient(r):
-    """When lme4 flags convergence (forced here with an absurd tolerance), the relative gradient of
-    ?lme4::convergence is reported beside it: max |H^-1 g|, tiny for a fit at its optimum."""
-    out = list(r.eval('''local({
-      set.seed(1); d <- data.frame(g = factor(rep(1:20, each = 5)), y = rnorm(100) + rep(rnorm(20), each = 5))
-      fit <- suppressWarnings(lme4::lmer(y ~ 1 + (1|g), d,
-               control = lme4::lmerControl(check.conv.grad = lme4::.makeCC("warning", tol = 1e-12))))
-      rel <- with(fit@optinfo$derivs, max(abs(solve(Hessian, gradient))))
-      out <- character(0)
-      withCallingHandlers(note_relative_gradient(fit),
-                          message = function(m) { out <<- c(out, conditionMessage(m)); invokeRestart("muffleMessage") })
-      ok <- lme4::lmer(y ~ 1 + (1|g), d)
-      quiet <- character(0)
-      withCallingHandlers(note_relative_gradient(ok),
-                          message = function(m) { quiet <<- c(quiet, "x"); invokeRestart("muffleMessage") })
-      c(sprintf("%.2g", rel), out, length(quiet))
-    })'''))
-    rel, msg, n_quiet = out
-    assert msg.startswith(f"relative gradient {rel} (< 0.001")
-    assert float(rel) < 1e-3
-    assert n_quiet == "0"  # nothing said for an unflagged fit
+def _crossed(seed=5, n_raters=30, n_images=40, share=0.5):
+    rng = np.random.default_rng(seed)
+    rater_effect, image_effect = rng.normal(0, 0.9, n_raters), rng.normal(0, 0.5, n_images)
+    j, i = np.nonzero(rng.random((n_raters, n_images)) < share)
+    emotion = i % 3
+    y = 5 + emotion / 2 + rater_effect[j] + image_effect[i] + rng.normal(0, 1, len(j))
+    return pd.DataFrame({"rating": y, "rater_id": [f"r{x}" for x in j], "image_id": [f"i{x}" for x in i],
+                         "emotion": [f"e{x}" for x in emotion]})
+
+
+def _reml_optimum(df):
+    """REML fit of rating ~ emotion + (1|rater_id) + (1|image_id) with numpy and scipy, independent of lme4.
+
+    -2 log restricted likelihood = log|V| + log|X'V^-1 X| + r'V^-1 r + (n - p) log(2 pi), V = ve I + Z G Z'
+    (G = diag of the rater and image variances), evaluated through the q x q matrix M = G^-1 + Z'Z / ve
+    (Woodbury identity, matrix determinant lemma). Returns the criterion, the minimising (rater, image,
+    residual) variances and the minimum."""
+    from scipy.optimize import minimize
+
+    y = df["rating"].to_numpy()
+    X = pd.get_dummies(df["emotion"], drop_first=True, dtype=float).assign(one=1.0).to_numpy()
+    Zr = pd.get_dummies(df["rater_id"], dtype=float).to_numpy()
+    Z = np.hstack([Zr, pd.get_dummies(df["image_id"], dtype=float).to_numpy()])
+    n, p = X.shape
+    ZtZ, ZtX, Zty = Z.T @ Z, Z.T @ X, Z.T @ y
+
+    def crit(variances):
+        vr, vi, ve = variances
+        g = np.r_[np.full(Zr.shape[1], vr), np.full(Z.shape[1] - Zr.shape[1], vi)]
+        M = np.diag(1 / g) + ZtZ / ve
+        Minv = np.linalg.inv(M)
+        XtVX = X.T @ X / ve - ZtX.T @ Minv @ ZtX / ve ** 2
+        XtVy = X.T @ y / ve - ZtX.T @ Minv @ Zty / ve ** 2
+        beta = np.linalg.solve(XtVX, XtVy)
+        res = y - X @ beta
+        Ztr = Z.T @ res
+        quad = res @ res / ve - Ztr @ Minv @ Ztr / ve ** 2
+        logdet = n * np.log(ve) + np.log(g).sum() + np.linalg.slogdet(M)[1]
+        return logdet + np.linalg.slogdet(XtVX)[1] + quad + (n - p) * np.log(2 * np.pi)
+
+    start = np.log([0.5, 0.5, 1.0])
+    for _ in range(2):  # Nelder-Mead, restarted once at its own solution
+        best = minimize(lambda t: crit(np.exp(t)), start, method="Nelder-Mead",
+                        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 10000})
+        start = best.x
+    return crit, np.exp(best.x), best.fun
+
+
+def test_nonconverging_crossed_fit_is_restarted_to_the_independent_optimum(r):
+    """A crossed fit whose optimizer stops early (constructed with a loose first-fit tolerance, from lme4's start) fails
+    lme4's own check;
+    emoalign restarts it from the fitted theta and keeps the better fit, which is the REML optimum found by an
+    independent dense-matrix REML fit."""
+    import rpy2.robjects as ro
+
+    df = _crossed()
+    formula = "rating ~ emotion + (1|rater_id) + (1|image_id)"
+    # lme4 itself, with the same first-fit control, flags the fit
+    ro.globalenv["crossed"] = r.to_r(df)
+    lme4_warns = list(r.eval(f"""local({{ w <- character(0)
+        withCallingHandlers(lme4::lmer({formula}, crossed, control = lme4::lmerControl(optCtrl = list(ftol_abs = 0.01))),
+                            warning = function(x) {{ w <<- c(w, conditionMessage(x)); invokeRestart("muffleWarning") }})
+        w }})""") or [])
+    assert any("failed to converge" in w for w in lme4_warns), lme4_warns
+
+    res = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01}, start="lme4")
+    g = res.value["glance"].iloc[0]
+    assert g["restarted"] and g["restart_kept"] and g["converged"] and g["optimizer"] == "bobyqa"
+    assert g["restart_criterion_change"] > 1e-3 and g["restart_max_change"] > 1e-3
+    assert g["max_grad"] < 0.002
+    assert any(m.startswith("restarted from the fitted theta with bobyqa: criterion lowered") for m in res.messages)
+    crit, optimum, best = _reml_optimum(df)
+    v = res.value["table"].query("metric == 'variance'").set_index("group")["estimate"]
+    ours = np.array([v["rater_id"], v["image_id"], v["Residual"]])
+    assert crit(ours) == pytest.approx(g["criterion"], abs=1e-6)  # the same criterion (lme4's REML deviance)
+    assert g["criterion"] <= best + 1e-6  # ... at its independent optimum
+    assert ours == pytest.approx(optimum, rel=1e-4)
+    # without a restart the early stop is reported, not hidden: converged false, rows flagged by the kind
+    stay = r.call("variance_components", df, formula=formula, control={"ftol_abs": 0.01}, restart="none",
+                  start="lme4")
+    gs = stay.value["glance"].iloc[0]
+    assert not gs["converged"] and not gs["restarted"] and gs["criterion"] > best + 1e-3
+    assert any("failed to converge" in w for w in stay.warnings)
+
+
+def test_converged_fit_is_not_restarted_and_matches_lme4_default(r):
+    """A fit that passes the check is lme4's default fit (same optimizer, same start): components identical to
+    lme4::lmer to 1e-9, and the check needs no restart."""
+    import rpy2.robjects as ro
+
+    df = _crossed(seed=8)
+    formula = "rating ~ emotion + (1|rater_id) + (1|image_id)"
+    res = r.call("variance_components", df, formula=formula, start="lme4")
+    g = res.value["glance"].iloc[0]
+    assert g["converged"] and not g["restarted"] and g["optimizer"] == "nloptwrap" and not g["singular"]
+    assert g["start"] == "lme4"
+    ro.globalenv["crossed"] = r.to_r(df)
+    direct = r.eval(f"as.data.frame(lme4::VarCorr(lme4::lmer({formula}, crossed)))$vcov")
+    ours = res.value["table"].query("metric == 'variance'")["estimate"].to_numpy()
+    assert ours == pytest.approx(direct, abs=1e-9)
+    assert g["criterion"] == pytest.approx(r.eval(f"lme4::REMLcrit(lme4::lmer({formula}, crossed))")[0], abs=1e-9)
+    # the default method-of-moments start reaches the same optimum (within the optimizer's tolerance) in fewer steps
+    moments = r.call("variance_components", df, formula=formula)
+    gm = moments.value["glance"].iloc[0]
+    assert gm["start"] == "moments" and gm["converged"] and gm["feval"] < g["feval"]
+    assert gm["criterion"] == pytest.approx(g["criterion"], abs=1e-6)
+    assert moments.value["table"].query("metric == 'variance'")["estimate"].to_numpy() == pytest.approx(ours, rel=1e-4)
+
+
+BLAS_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from test_lmm import _crossed, _frame
+from emoalign.analysis.kinds.lmm import LmmOptions, fit
+from emoalign.analysis.rbridge import get_r
+r = get_r()
+vc = r.call("variance_components", _crossed(seed=3, n_raters=60, n_images=80), formula="rating ~ emotion + (1|rater_id) + (1|image_id)")
+t, _, _ = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type * emotion + (1|image_id)"), _frame(seed=4), r)
+print(json.dumps({"blas": r.versions()["R_BLAS"], "vc": vc.value["table"]["estimate"].tolist(),
+                  "lmm": t["estimate"].tolist(), "p": t["p_value"].fillna(-1).tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_results_identical_with_the_reference_blas(r):
+    """OpenBLAS (scripts/setup.sh) and R's reference BLAS give the same variance components and LMM estimates
+    (1e-6); skipped where R already runs on the reference BLAS or it is not installed."""
+    import glob
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ref = sorted(glob.glob("/usr/lib/*/blas/libblas.so.3"))
+    lapack = sorted(glob.glob("/usr/lib/*/lapack/liblapack.so.3"))
+    current = r.versions()["R_BLAS"] or ""
+    if not ref or os.path.realpath(current) == os.path.realpath(ref[0]):
+        pytest.skip("R's reference BLAS is not installed, or R already uses it")
+    here = Path(__file__).parent
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(str(Path(p).parent) for p in ref[:1] + lapack[:1]),
+               PYTHONPATH=os.pathsep.join([str(here.parent / "python"), str(here / "fixtures")]))
+    proc = subprocess.run([sys.executable, "-c", BLAS_PROBE, str(here)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    other = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert os.path.realpath(other["blas"]) != os.path.realpath(current)  # really another BLAS
+    here_run = json.loads(subprocess.run([sys.executable, "-c", BLAS_PROBE, str(here)], capture_output=True, text=True,
+                                         env=dict(env, LD_LIBRARY_PATH=os.environ.get("LD_LIBRARY_PATH", "")),
+                                         timeout=300).stdout.strip().splitlines()[-1])
+    assert np.allclose(here_run["vc"], other["vc"], rtol=0, atol=1e-6)
+    assert np.allclose(here_run["lmm"], other["lmm"], rtol=0, atol=1e-6)
+    assert np.allclose(here_run["p"], other["p"], rtol=1e-6, atol=1e-12)

@@ -98,3 +98,27 @@ def test_wilcoxon_vs_scipy_paired():
     small = wilcoxon_signed_rank(x[:15], y[:15])
     assert small.exact and small.p_value == pytest.approx(stats.wilcoxon(x[:15], y[:15], method="exact").pvalue, rel=1e-10)
     assert np.isnan(wilcoxon_signed_rank([0.0, 0.0]).p_value)
+
+
+def _r_wilcox_digits(ro, d, digits):
+    ro.globalenv["d"] = ro.FloatVector(d)
+    return tuple(ro.r(f"suppressWarnings({{w <- wilcox.test(d, digits.rank = {digits}); c(w$statistic, w$p.value)}})"))
+
+
+def test_wilcoxon_near_ties_match_r_with_and_without_digits_rank(ro):
+    """Machine ratings minus human means k/50: differences equal in exact arithmetic differ in the last bits
+    (e.g. 6 - 5.02 and 5 - 4.02). By default they are ranked apart, as R does; digits_rank = R's digits.rank."""
+    rng = np.random.default_rng(6)
+    human = rng.integers(150, 350, size=60) / 50
+    machine = np.round(human + rng.normal(0.3, 0.8, size=60))
+    d = machine - human
+    default = wilcoxon_signed_rank(d)
+    assert default.near_ties > 0  # the construction has floating-point near-ties
+    v, p = _r_wilcox_digits(ro, d, "Inf")
+    assert (default.statistic, default.p_value) == pytest.approx((v, p), rel=1e-10)
+    tied = wilcoxon_signed_rank(d, digits_rank=12)
+    v12, p12 = _r_wilcox_digits(ro, d, 12)
+    assert tied.near_ties == 0 and (tied.statistic, tied.p_value) == pytest.approx((v12, p12), rel=1e-10)
+    assert tied.statistic != default.statistic  # the near-ties matter here
+    # exact ties are unaffected by digits_rank
+    assert wilcoxon_signed_rank(np.round(d, 2), digits_rank=12).statistic == wilcoxon_signed_rank(np.round(d, 2)).statistic

@@ -55,6 +55,9 @@ class AnalysisOutcome:
     #: (``KindResult.info``: formula, df method, adjustment, reference levels, ...); the report's captions read them
     options: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    #: rows of the result table with a ``flag`` and their count per flag (see docs/results-contract.md)
+    rows_flagged: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,7 +73,8 @@ class RunReport:
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([{"id": o.id, "kind": o.kind, "status": o.status, "rows": o.rows,
-                              "seconds": round(o.seconds, 2), "warnings": len(o.warnings)} for o in self.outcomes])
+                              "seconds": round(o.seconds, 2), "warnings": len(o.warnings),
+                              "flagged": o.rows_flagged} for o in self.outcomes])
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -140,7 +144,12 @@ def python_versions() -> dict:
             pk[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             pk[p] = None
-    return {"emoalign": __version__, "python": platform.python_version(), "packages": pk}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        numpy_blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # reporting only
+        numpy_blas = None
+    return {"emoalign": __version__, "python": platform.python_version(), "packages": pk, "numpy_BLAS": numpy_blas}
 
 
 def r_versions() -> dict:
@@ -155,20 +164,45 @@ def r_versions() -> dict:
         return {"R": f"unavailable: {str(exc).splitlines()[0]}", "R_packages": {}}
 
 
+def _distribution(counts: pd.Series) -> dict:
+    """min / median / max / mean and the full histogram {count: how many} of a count per unit."""
+    if counts.empty:
+        counts = pd.Series([0])
+    hist = counts.value_counts().sort_index()
+    return {"min": int(counts.min()), "median": float(counts.median()), "max": int(counts.max()),
+            "mean": round(float(counts.mean()), 3), "histogram": {str(int(k)): int(v) for k, v in hist.items()}}
+
+
 def study_summary(study: Study) -> dict:
+    """The study design for the manifest, incl. how balanced the human design is: the distribution of
+    trials per image (over all stimuli; images no human rated count 0) and per rater, and ``balanced``
+    (every image the same number of trials)."""
     h = study.humans
-    per_image = h.groupby("image_id").size() if len(h) else pd.Series([0])
+    per_image = h.groupby("image_id").size().reindex(study.stimuli["image_id"].astype(str), fill_value=0) \
+        if len(study.stimuli) else h.groupby("image_id").size()
+    per_rater = h.groupby("rater_id").size()
     cell_cols = [c for c in ("race", "gender", study.reference) if c in study.stimuli.columns]
     cells = (study.stimuli.groupby(cell_cols, observed=True).size().reset_index(name="n").to_dict("records")
              if cell_cols else [])
     return {"n_images": int(len(study.stimuli)), "n_human_raters": int(h["rater_id"].nunique()),
             "n_trials": int(len(h)),
-            "trials_per_image": {"min": int(per_image.min()), "median": float(per_image.median()),
-                                 "max": int(per_image.max())},
+            "trials_per_image": _distribution(per_image), "trials_per_rater": _distribution(per_rater),
+            "balanced": bool(per_image.nunique() <= 1),
             "design_columns": study.design_columns,
             "cells": [{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in c.items()} for c in cells],
             "scales": {k: list(v) for k, v in study.scales.items()}, "emotions": study.emotions,
             "groups": study.groups}
+
+
+def design_warnings(summary: dict) -> list[str]:
+    """Manifest warnings about the human design (an unbalanced design gives correct values, but say so)."""
+    t = summary["trials_per_image"]
+    if summary["balanced"] or not summary["n_trials"]:
+        return []
+    common = max(t["histogram"].items(), key=lambda kv: kv[1])
+    return [f"unbalanced human design: {t['min']}-{t['max']} trials per image (median {t['median']:g}; "
+            f"{common[1]:,} of {summary['n_images']:,} images have {common[0]}); reliability and variance "
+            "components are computed from the trials as they are (see study.trials_per_image)"]
 
 
 def rater_provenance(study: Study, label_maps: dict[str, dict] | None = None) -> list[dict]:
@@ -238,6 +272,14 @@ def simulation_record(loaded: LoadedSpec, data_dir: str | Path | None = None) ->
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def record_flags(oc: AnalysisOutcome, table: pd.DataFrame) -> None:
+    """Count the result rows with a ``flag``, in all and per flag, into the outcome (manifest)."""
+    if "flag" in table.columns:
+        oc.rows_flagged = int(table["flag"].notna().sum())
+        flags = table["flag"].dropna().astype(str).str.split("; ").explode()
+        oc.flagged = {str(k): int(v) for k, v in flags.value_counts().items()}
 
 
 def _now() -> str:
@@ -310,6 +352,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
     ensure_writable_dir(out.absolute().parent, "the folder of --out")
     selected = [a for a in loaded.spec.analyses if not only or a.id in only]
     study, inputs, load_warnings = load_study(loaded, data_dir)
+    load_warnings += design_warnings(study_summary(study))
     problems = check_spec(loaded, study)
     with folder_lock(out.absolute(), "results folder"), staged_folder(out) as stage:
         old = _check_out(out, force, only)  # again, now that no other writer can change it
@@ -338,6 +381,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                                 metadata={"analysis_id": a.id, "kind": a.kind, "options": a.model_dump(mode="json")})
                     oc.file, oc.rows, oc.warnings = f"{a.id}.parquet", int(len(table)), list(res.warnings)
                     oc.info = _jsonable(res.info)
+                    record_flags(oc, table)
                     for name, extra in res.extra.items():
                         fname = f"{a.id}.{name}.parquet"
                         write_table(extra, stage / fname, None, force=True)

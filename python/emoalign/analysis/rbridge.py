@@ -115,7 +115,7 @@ class RBridge:
             return ro.FloatVector(s.to_numpy(dtype=float, na_value=np.nan))
         cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("string").astype("category")
         cat = cat.cat.remove_unused_categories()
-        codes = cat.cat.codes.to_numpy().astype(np.int64) + 1
+        codes = cat.cat.codes.to_numpy().astype(np.int32) + 1  # int32: rpy2 copies it as one block (int64: per element)
         codes_r = ro.IntVector(codes)
         if (codes == 0).any():  # NaN -> NA_integer_
             codes_r = ro.r["replace"](codes_r, ro.IntVector(np.flatnonzero(codes == 0) + 1), ro.NA_Integer)
@@ -194,11 +194,15 @@ class RBridge:
         with _LOCK:
             return self.to_py(self._ro.r(code))
 
-    def versions(self, packages: tuple[str, ...] = ("lme4", "lmerTest", "Matrix", "pbkrtest", "irr")) -> dict:
-        """R version string and installed versions of ``packages`` (None when absent)."""
+    def versions(self, packages: tuple[str, ...] = ("lme4", "lmerTest", "Matrix", "pbkrtest", "emmeans", "irr")) -> dict:
+        """R version string, installed versions of ``packages`` (None when absent) and the BLAS/LAPACK R
+        runs on (``extSoftVersion()["BLAS"]``, ``La_library()``: e.g. the reference BLAS, OpenBLAS, or
+        Accelerate/vecLib on macOS), which sets the speed of the lme4 fits."""
         ver = self.eval("R.version.string")[0]
         vals = self.call("emoalign_package_versions", list(packages)).value
-        return {"R": ver, "R_packages": {p: (None if v is None or v == "NA" else v) for p, v in zip(packages, vals)}}
+        blas = self.eval('c(unname(extSoftVersion()["BLAS"]), La_library(), La_version())')
+        return {"R": ver, "R_packages": {p: (None if v is None or v == "NA" else v) for p, v in zip(packages, vals)},
+                "R_BLAS": blas[0] or None, "R_LAPACK": f"{blas[1]} ({blas[2]})" if blas[1] else blas[2]}
 
     def has_package(self, name: str) -> bool:
         with _LOCK:

@@ -40,6 +40,7 @@ def analyze(spec_file, out, data_dir, only, force, quiet):
     report = run_spec(spec_file, out, data_dir=data_dir, only=list(only) or None, force=force, progress=progress)
     summary = report.summary()
     click.echo(summary.to_string(index=False) if len(summary) else "no analyses")
+    echo_warnings(report)
     for oc in report.outcomes:
         if oc.status != "ok":
             body = "\n".join("    " + line for line in (oc.error or "").strip().splitlines())
@@ -48,3 +49,23 @@ def analyze(spec_file, out, data_dir, only, force, quiet):
     click.echo(f"{len(report.outcomes) - n_failed} ok, {n_failed} failed in {report.seconds:.1f} s -> {report.out}/")
     if n_failed:
         sys.exit(1)
+
+
+def echo_warnings(report, per_analysis: int = 3) -> None:
+    """The run's warnings (study design, then per analysis, at most ``per_analysis`` each) and the flagged rows;
+    all of them are in manifest.json."""
+    study = report.manifest.get("warnings") or []
+    noisy = [o for o in report.outcomes if o.warnings or o.rows_flagged]
+    if not (study or noisy):
+        return
+    click.secho("\nwarnings (all of them: manifest.json; flagged rows: column `flag`):", fg="yellow", err=True)
+    for w in study:
+        click.secho(f"  study: {w}", fg="yellow", err=True)
+    for o in noisy:
+        for w in o.warnings[:per_analysis]:
+            click.secho(f"  {o.id}: {w.removeprefix(o.id + ': ')}", fg="yellow", err=True)
+        if len(o.warnings) > per_analysis:
+            click.secho(f"  {o.id}: ... {len(o.warnings) - per_analysis} more", fg="yellow", err=True)
+        if o.rows_flagged:
+            what = ", ".join(f"{k} ({v})" for k, v in o.flagged.items())
+            click.secho(f"  {o.id}: {o.rows_flagged} flagged row(s): {what}", fg="yellow", err=True)

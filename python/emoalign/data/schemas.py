@@ -120,6 +120,7 @@ RESULTS = TableContract(
         "rater": pa.string(),
         "dimension": pa.string(),
         "emotion": pa.string(),
+        "flag": pa.string(),
     },
 )
 

@@ -53,17 +53,29 @@ def ci(level: float | None, method: str | None = None) -> str:
     return f"{lv} CI" + (f" ({method})" if method else "")
 
 
-def reliability(opts: dict) -> str:
-    """Method, level and CI of a reliability analysis (Krippendorff / ICC; bootstrap over units)."""
+def reliability(opts: dict, table=None) -> str:
+    """Method, level and CI of a reliability analysis (Krippendorff / ICC); the interval as the results state it
+    (``ci_method``: what was resampled and how), else from the options."""
     method = opts.get("method", "krippendorff")
     parts = []
     if method in ("krippendorff", "both"):
         parts.append(f"Krippendorff's α ({opts.get('level', 'ordinal')})")
     if method in ("icc", "both"):
-        parts.append("ICC (McGraw & Wong forms)")
+        parts.append("ICC (McGraw & Wong forms; F-based CIs)")
     boot = opts.get("bootstrap")
-    ci_text = (f"{100 * float(opts.get('ci_level', 0.95)):.0f}% percentile bootstrap CI over images ({boot} replicates)"
-               if boot else "no bootstrap CI")
+    level = f"{100 * float(opts.get('ci_level', 0.95)):.0f}%"
+    stated = []
+    if table is not None and "ci_method" in table.columns:
+        stated = [str(x) for x in table["ci_method"].dropna().unique()]
+    if stated:
+        ci_text = f"{level} CI: " + "; ".join(stated) + (f" ({boot} replicates)" if boot else "")
+    elif boot:
+        what = {"units": "images (raters fixed)", "coders": "raters (images fixed)",
+                "both": "raters and images (two-way bootstrap)"}.get(opts.get("resample", "units"), "images")
+        kind = "bias-corrected percentile" if opts.get("ci_method") == "bc" else "percentile"
+        ci_text = f"{level} {kind} bootstrap CI over {what} ({boot} replicates)"
+    else:
+        ci_text = "no bootstrap CI"
     return f"{' and '.join(parts)}; {ci_text}"
 
 

@@ -45,14 +45,34 @@ def _need(R: Results, *ids: str) -> str | None:
     return None
 
 
-def _warnings(R: Results, aid: str) -> str:
-    w = (R.entry(aid) or {}).get("warnings") or []
-    if not w:
+def _warnings(R: Results, aid: str, about: str | None = None) -> str:
+    """A note with the analysis' flagged-row legend and its warnings (only those mentioning ``about``, when given)."""
+    e = R.entry(aid) or {}
+    w = [x for x in e.get("warnings") or [] if about is None or about in str(x)]
+    flagged = e.get("flagged") or {}
+    if not w and not flagged:
         return ""
-    shown = "; ".join(str(x) for x in w[:5]) + (f" (+{len(w) - 5} more)" if len(w) > 5 else "")
-    return note(f"Warnings from the analysis `{aid}`: {shown}")
+    text = ""
+    if flagged:
+        text += (f"Estimates marked {T.FLAG_MARK} come from flagged rows (column `flag`): "
+                 + ", ".join(f"{k} ({v} rows)" for k, v in flagged.items()) + ". ")
+    if w:
+        text += f"Warnings from `{aid}`: " + "; ".join(str(x) for x in w[:5]) + (f" (+{len(w) - 5} more)" if len(w) > 5 else "")
+    return note(text)
 
 
+def trials_per_image(study: dict) -> str:
+    """One sentence on the human design's balance (the manifest's trials-per-image distribution)."""
+    t = study.get("trials_per_image") or {}
+    if not t:
+        return ""
+    if study.get("balanced", t.get("min") == t.get("max")):
+        return f"Human design: {T.fnum(t.get('min'), 0)} trials for every image (balanced).\n\n"
+    hist = t.get("histogram") or {}
+    top = max(hist.items(), key=lambda kv: kv[1]) if hist else None
+    return (f"Human design: **unbalanced**, {T.fnum(t.get('min'), 0)}–{T.fnum(t.get('max'), 0)} trials per image "
+            f"(median {T.fnum(t.get('median'), 0)}" + (f"; {int(top[1]):,} of {T.fnum(study.get('n_images'))} images "
+                                                       f"have {top[0]}" if top else "") + ").\n\n")
 def _names(R: Results) -> Names:
     return Names.of(R)
 
@@ -136,9 +156,10 @@ def human_ceiling(R: Results) -> str:
     if miss:
         return miss
     n = _names(R)
+    df = R.table("human_ceiling")
     cap = ("Human inter-rater reliability, the ceiling machine raters are judged against: "
-           + C.reliability(R.options("human_ceiling")) + "." + n.sim_note(["human"]))
-    return (T.md_table(T.ceiling(R.table("human_ceiling"), n), cap, "tbl-human-ceiling")
+           + C.reliability(R.options("human_ceiling"), df) + "." + n.sim_note(["human"]))
+    return (T.md_table(T.ceiling(df, n), cap, "tbl-human-ceiling") + trials_per_image(R.study)
             + _warnings(R, "human_ceiling"))
 
 
@@ -235,7 +256,7 @@ def mcnemar(R: Results) -> str:
                          "models: the simulated rater's correctness is drawn from published accuracies. " + base
                          + _remap_note(R, raters_of(kinds["mixed"])) + n.sim_note(raters_of(kinds["mixed"]), humans=False),
                          "tbl-mcnemar-mixed")
-    return md
+    return md + _warnings(R, "mcnemar")
 
 
 # --- dimensions ------------------------------------------------------------------------------
@@ -255,8 +276,8 @@ def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
            f"MAE, RMSE, Bland–Altman bias (machine − human) with {ci} limits of agreement "
            f"(bias ± {float(opts.get('loa_z', 1.96)):g} SD), SD ratio (machine SD / human SD; > 1: polarity exaggeration), "
            "and model and human M (SD) over images; ranked by r." + n.sim_note(raters))
-    return T.md_table(T.dimension_summary(df, dimension, R.rater_family(), n), cap, f"tbl-{dimension}") + \
-        I.dimension(R, dimension, n, R.rater_family())
+    return (T.md_table(T.dimension_summary(df, dimension, R.rater_family(), n), cap, f"tbl-{dimension}")
+            + _warnings(R, "dimensional_agreement", dimension) + I.dimension(R, dimension, n, R.rater_family()))
 
 
 def _emotion_reference(R: Results, lid: str) -> str | None:
@@ -276,7 +297,7 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
     adj = C.adjustment(bo.get("adjust", "bonferroni"), bo.get("n_comparisons"), fam, n_tests=len(b))
     cap = (f"Per-emotion {dimension} bias, machine − human mean over each emotion's images (paper Table {table_no}). "
            f"Marks: {C.wilcoxon(bo)} of the per-image differences, {adj} ({SIG_NOTE})." + n.sim_note(_raters_in(b)))
-    md = T.md_table(T.bias_table(b, n), cap, f"tbl-{dimension}-bias") + I.bias(R, dimension, n)
+    md = T.md_table(T.bias_table(b, n), cap, f"tbl-{dimension}-bias") + _warnings(R, bid) + I.bias(R, dimension, n)
     lmm = R.table(lid)
     if lmm is None:
         return md + note(R.note(lid))
@@ -293,7 +314,7 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
            f"*Model term*: the test the paper reports as \"LMM p\" (Tables 4 and 6): at the reference emotion ({ref}, ᵃ) the "
            f"rater_type main effect (machine − human at {ref}); at every other emotion the rater_type × emotion interaction, "
            f"i.e. whether the bias there differs from the bias at {ref}." + con + n.sim_note(_raters_in(lmm)))
-    md += T.md_table(T.lmm_tests(lmm, ref, emos, n), cap, f"tbl-{dimension}-lmm-tests")
+    md += T.md_table(T.lmm_tests(lmm, ref, emos, n), cap, f"tbl-{dimension}-lmm-tests") + _warnings(R, lid)
     return md + I.lmm_tests(R, dimension, n, ref)
 
 
@@ -373,7 +394,7 @@ def demographic(R: Results) -> str:
     md += T.md_table(T.lmm_coefficients(fx, n, refs),
                      f"Demographic LMM: the machine effect and its interactions with the demographic columns; {what}. "
                      f"({SIG_NOTE}, unadjusted.)" + n.sim_note(_raters_in(df)), "tbl-demographic-lmm")
-    return md + I.demographic(R, n, refs)
+    return md + _warnings(R, "demographic_lmm") + I.demographic(R, n, refs)
 
 
 def race_emotion_accuracy(R: Results) -> str:
@@ -524,7 +545,8 @@ def provenance_footer(R: Results) -> str:
                     "their folders; sha256 prefixes identify the exact files).", "tbl-provenance")
     an = [{"Analysis": f"`{a.get('id')}`", "Kind": a.get("kind", "–"), "Status": a.get("status", "–"),
            "Rows": T.fnum(a.get("rows")), "Seconds": T.fnum(a.get("seconds"), 2),
-           "Warnings": str(len(a.get("warnings") or []))} for a in R.analyses]
+           "Warnings": str(len(a.get("warnings") or [])), "Flagged rows": T.fnum(a.get("rows_flagged") or 0)}
+          for a in R.analyses]
     if an:
         md += T.md_table(pd.DataFrame(an), "Analyses in the manifest.", "tbl-analyses")
     return md

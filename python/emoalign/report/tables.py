@@ -56,6 +56,21 @@ def stars(p) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+#: text columns of result tables that describe a row (whether it is flagged, how its interval was computed)
+#: rather than group it: never by-columns
+ANNOTATION_COLUMNS = ("flag", "resample", "ci_method")
+
+#: mark appended to an estimate whose result row is flagged (column ``flag``: not converged, singular fit,
+#: constant machine ratings, fewer images than the other raters, ...); the section notes list the flags
+FLAG_MARK = "‡"
+
+
+def mark(row) -> str:
+    """``FLAG_MARK`` when the tidy row (a Series or dict) carries a flag, else ""."""
+    flag = row.get("flag") if hasattr(row, "get") else None
+    return FLAG_MARK if isinstance(flag, str) and flag else ""
+
+
 def _cell(v) -> str:
     s = "–" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
     return s.replace("|", "\\|").replace("\n", " ")
@@ -121,9 +136,11 @@ def emotion_sort(values) -> list:
 
 
 def is_text(s: pd.Series) -> bool:
-    """True for string/object/categorical columns (grouping columns), false for numbers."""
+    """True for string/object/categorical columns (grouping columns), false for numbers and for the annotation
+    columns (``ANNOTATION_COLUMNS``: ``flag``, ``ci_method``, ...), which describe a row rather than group it."""
     return (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
-            or isinstance(s.dtype, pd.CategoricalDtype)) and not pd.api.types.is_bool_dtype(s)
+            or isinstance(s.dtype, pd.CategoricalDtype)) and not pd.api.types.is_bool_dtype(s) \
+        and s.name not in ANNOTATION_COLUMNS
 
 
 def _metric(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -235,7 +252,7 @@ def ceiling(df: pd.DataFrame, names=None) -> pd.DataFrame:
     for _, r in df.iterrows():
         name = METRIC_NAMES.get(r["metric"], r["metric"]) + (f" ({r['level']})" if "level" in df.columns and pd.notna(r.get("level")) else "")
         rows.append({"Raters": _nm(names, r.get("raters", "human")), "Dimension": r.get("dimension", "–"), "Statistic": name,
-                     "Estimate [95% CI]": fci(r["estimate"], r.get("conf_low"), r.get("conf_high")),
+                     "Estimate [95% CI]": fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) + mark(r),
                      "Images": fnum(r.get("n"))})
     return pd.DataFrame(rows)
 
@@ -249,7 +266,8 @@ def variance(df: pd.DataFrame) -> pd.DataFrame:
             s = _metric(g, "share")["estimate"]
             rows.append({"Dimension": dim, "Component": {"rater_id": "rater", "image_id": "image (within emotion)"}.get(grp, grp),
                          "Variance σ²": fci(v["estimate"].iloc[0], v["conf_low"].iloc[0] if "conf_low" in v else None,
-                                            v["conf_high"].iloc[0] if "conf_high" in v else None) if len(v) else "–",
+                                            v["conf_high"].iloc[0] if "conf_high" in v else None) + mark(v.iloc[0])
+                         if len(v) else "–",
                          "Share": f"{100 * s.iloc[0]:.1f}%" if len(s) else "–",
                          "Rater/image ratio": fnum(ratio.iloc[0], 1) if len(ratio) else "–"})
     return pd.DataFrame(rows)
@@ -285,7 +303,7 @@ def classification_ranking(df: pd.DataFrame, family: dict, names=None) -> pd.Dat
         rows.append({"Rater": _nm(names, rater), "Type": _fam(family, rater),
                      "Accuracy [95% CI]": fci(*(get["accuracy"][["estimate", "conf_low", "conf_high"]])) if "accuracy" in get else "–",
                      "Macro F1": fci(*(get["macro_f1"][["estimate", "conf_low", "conf_high"]])) if "macro_f1" in get else "–",
-                     "Cohen's κ [95% CI]": fci(*(k[["estimate", "conf_low", "conf_high"]])) if k is not None else "–",
+                     "Cohen's κ [95% CI]": (fci(*(k[["estimate", "conf_low", "conf_high"]])) + mark(k)) if k is not None else "–",
                      "N": fnum(int(d["n"].max())) if "n" in d.columns and d["n"].notna().any() else "–",
                      "_k": k["estimate"] if k is not None else -np.inf})
     out = pd.DataFrame(rows)
@@ -319,7 +337,7 @@ def dimension_summary(df: pd.DataFrame, dimension: str, family: dict, names=None
         r = m.get("pearson_r")
         sd_ratio = est("sd_ratio") if "sd_ratio" in m else (est("machine_sd") / est("human_sd") if "human_sd" in m else np.nan)
         rows.append({"Rater": _nm(names, rater), "Type": _fam(family, rater),
-                     "Pearson r [95% CI]": ci_of("pearson_r"), "ICC(A,1) [95% CI]": ci_of("icc_a1"),
+                     "Pearson r [95% CI]": ci_of("pearson_r") + (mark(r) if r is not None else ""), "ICC(A,1) [95% CI]": ci_of("icc_a1"),
                      "MAE": fnum(est("mae")), "RMSE": fnum(est("rmse")),
                      "Bias [LoA]": (f"{fsigned(est('mean_diff'))} [{fnum(est('loa_low'), 2)}, {fnum(est('loa_high'), 2)}]"
                                     if "mean_diff" in m else "–"),
@@ -341,7 +359,7 @@ def bias_table(bias: pd.DataFrame, names=None) -> pd.DataFrame:
     out = pd.DataFrame({"Emotion": emotion_sort(d["emotion"])})
     for rater in pd.unique(d["rater"]):
         g = d[d["rater"] == rater].set_index("emotion")
-        out[_nm(names, rater)] = [fsigned(g.loc[e, "estimate"]) + stars(g.loc[e, pcol]) if e in g.index else "–"
+        out[_nm(names, rater)] = [fsigned(g.loc[e, "estimate"]) + stars(g.loc[e, pcol]) + mark(g.loc[e]) if e in g.index else "–"
                                   for e in out["Emotion"]]
     out["Emotion"] = out["Emotion"].str.capitalize()
     return out
@@ -373,12 +391,12 @@ def lmm_tests(lmm: pd.DataFrame, reference: str | None, emotions: list[str], nam
     for rater in pd.unique(lmm["rater"]):
         terms = [lmm_term_row(lmm, rater, e, reference) for e in out["Emotion"]]
         out[f"{_nm(names, rater)}: model term β (p)"] = [
-            (f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])})" + (" ᵃ" if e == reference else "")) if r is not None else "–"
+            (f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])})" + (" ᵃ" if e == reference else "") + mark(r)) if r is not None else "–"
             for r, e in zip(terms, out["Emotion"])]
         if has_contrast:
             cons = [lmm_contrast_row(lmm, rater, e) for e in out["Emotion"]]
             out[f"{_nm(names, rater)}: simple effect Δ (p)"] = [
-                f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])})" if r is not None else "–" for r in cons]
+                f"{fsigned(r['estimate'], 3)} ({fp(r['p_value'])}){mark(r)}" if r is not None else "–" for r in cons]
     out["Emotion"] = out["Emotion"].str.capitalize()
     return out
 
@@ -395,7 +413,7 @@ def lmm_coefficients(lmm: pd.DataFrame, names=None, refs: dict | None = None, ef
             row[c.capitalize()] = r[c] if pd.notna(r[c]) else "–"
         term = str(r["term"])
         row["Term"] = nm.term(term, refs) if nm is not None else term
-        row["β [95% CI]"] = fci(r["estimate"], r.get("conf_low"), r.get("conf_high"))
+        row["β [95% CI]"] = fci(r["estimate"], r.get("conf_low"), r.get("conf_high")) + mark(r)
         row["SE"] = fnum(r.get("std_error"))
         row["t"] = fnum(r.get("statistic"), 2)
         row["df"] = fnum(r.get("df"), 1)
@@ -433,7 +451,7 @@ def mcnemar(df: pd.DataFrame, names=None) -> pd.DataFrame:
     rows = []
     for _, r in df.iterrows():
         rows.append({"Rater A": _nm(names, r["rater"]), "Rater B": _nm(names, r.get("rater2", "–")),
-                     "Δ accuracy (A − B)": fsigned(r["estimate"], 3), "n10 / n01": f"{fnum(r.get('n10'))} / {fnum(r.get('n01'))}"
+                     "Δ accuracy (A − B)": fsigned(r["estimate"], 3) + mark(r), "n10 / n01": f"{fnum(r.get('n10'))} / {fnum(r.get('n01'))}"
                      if "n01" in df.columns else "–", "χ²": fnum(r.get("statistic"), 2),
                      "p": fp(r.get("p_value")), "p (adj.)": fp(r.get("p_adjusted")) + stars(r.get("p_adjusted"))})
     return pd.DataFrame(rows)
@@ -445,7 +463,8 @@ def group_accuracy(df: pd.DataFrame, names=None) -> pd.DataFrame:
           and c not in ("term", "predicted")]
     d = df[df["metric"] == "accuracy"].copy()
     d["rater"] = [_nm(names, r) for r in d["rater"]]
-    d["cell"] = [fci(e, lo, hi, 2) for e, lo, hi in zip(d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
+    d["cell"] = [fci(e, lo, hi, 2) + mark(r) for (_, r), e, lo, hi in
+                 zip(d.iterrows(), d["estimate"], d.get("conf_low", np.nan), d.get("conf_high", np.nan))]
     if len(by) >= 2:
         col = by[-1]
         idx = ["rater"] + by[:-1]

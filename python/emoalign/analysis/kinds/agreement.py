@@ -18,6 +18,9 @@ over that image's trials. Metrics (machine - human where signed):
 Extra table ``points`` (for Bland-Altman plots): rater, dimension, by-cols, image_id, machine,
 human, mean, diff.
 
+Every interval is analytic (no resampling). A machine rater with one value for every image of a group
+has no Pearson r or ICC (NaN): those rows are flagged ``constant machine ratings`` and warned about.
+
 References
 ----------
 Bland, J. M., & Altman, D. G. (1986). The Lancet, 327(8476), 307-310. Bland, J. M., & Altman, D. G.
@@ -37,9 +40,19 @@ from pydantic import Field
 from scipy.stats import t as t_dist
 
 from emoalign.analysis.kinds._shared import check_columns, finish, groups, paired_with_human, require_dimensions
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
+from emoalign.analysis.kinds.base import CONSTANT_RATINGS, AnalysisBase, KindResult, add_flag, register
 from emoalign.analysis.stats import bland_altman, icc, pearson
 from emoalign.analysis.study import HUMAN, Study
+
+
+#: how each interval is computed (manifest info)
+INTERVALS = {"pearson_r": "Fisher z (analytic)", "machine_mean": "t interval", "human_mean": "t interval",
+             "mean_diff": "t interval (Bland & Altman 1986)",
+             "loa_low": "approximate SE sqrt(3 SD^2 / n) (Bland & Altman 1986)",
+             "loa_high": "approximate SE sqrt(3 SD^2 / n) (Bland & Altman 1986)",
+             "icc_a1": "F-based (McGraw & Wong 1996)",
+             "ba_slope": "t interval (OLS of the difference on the mean; Bland & Altman 1999)",
+             "ba_intercept": "t interval (OLS of the difference on the mean; Bland & Altman 1999)", "resampling": "none"}
 
 
 class AgreementOptions(AnalysisBase):
@@ -112,10 +125,10 @@ def proportional_bias_rows(machine: np.ndarray, human: np.ndarray, level: float 
     return out
 
 
-@register("agreement", AgreementOptions)
+@register("agreement", AgreementOptions, compares="ratings_vs_human")
 def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
     """Pearson r, MAE, RMSE, means/SDs, Bland-Altman and ICC(A,1) of each machine rater vs the human mean."""
-    rows, points, warnings = [], [], []
+    rows, points, warnings, constant = [], [], [], []
     for dim in require_dimensions(opts):
         cf = study.comparison_frame(dim, opts.raters, aggregate="mean", subset=opts.subset)
         check_columns(cf, opts.by, opts.id)
@@ -126,8 +139,13 @@ def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
                 continue
             for key, g in groups(pairs, opts.by):
                 m, h = g["machine"].to_numpy(float), g["human"].to_numpy(float)
-                for row in agreement_rows(m, h, opts.ci_level, opts.loa_z):
-                    rows.append({"rater": rater, "dimension": dim, **key, **row})
+                group_rows = agreement_rows(m, h, opts.ci_level, opts.loa_z)
+                rows += [{"rater": rater, "dimension": dim, **key, **row} for row in group_rows]
+                flat = len(m) >= 2 and np.ptp(m) == 0
+                constant += [flat] * len(group_rows)
+                if flat and key and np.ptp(pairs["machine"]) > 0:  # a rater constant overall is warned about once
+                    warnings.append(f"{opts.id}: rater {rater} gives every image{' of ' + ', '.join(key.values()) if key else ''}"
+                                    f" the same {dim} rating ({m[0]:g}): Pearson r and ICC are undefined (NaN)")
             pts = pairs[["image_id", *opts.by]].copy()
             pts.insert(0, "dimension", dim)
             pts.insert(0, "rater", rater)
@@ -136,8 +154,7 @@ def run(opts: AgreementOptions, study: Study, r=None) -> KindResult:
             pts["diff"] = pts["machine"] - pts["human"]
             points.append(pts)
     table = finish(rows, ["rater", "dimension", *opts.by])
+    add_flag(table, np.array(constant, dtype=bool), CONSTANT_RATINGS)
     extra = {"points": pd.concat(points, ignore_index=True)} if points else {}
     return KindResult(table, warnings=warnings, extra=extra,
-                      info={"ci_level": opts.ci_level, "loa_z": opts.loa_z,
-                            "ci": {"pearson_r": "Fisher z", "means and bias": "t", "loa": "Bland-Altman 1986 approximate SE",
-                                   "icc_a1": "McGraw-Wong F", "ba_slope": "t (OLS of difference on mean)"}})
+                      info={"ci_level": opts.ci_level, "loa_z": opts.loa_z, "ci": INTERVALS})

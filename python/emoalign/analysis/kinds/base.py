@@ -8,9 +8,11 @@ model, ``emoalign spec schema`` and the engine all read it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +32,9 @@ class AnalysisBase(BaseModel):
     subset: dict[str, str | int | float | list[str | int | float]] | None = Field(
         None, description="Keep only rows whose design columns match, e.g. {race: Korean} or {emotion: [sad, fear]}.")
     by: list[str] = Field(default_factory=list, description="Design columns to compute the analysis separately for (e.g. [emotion]).")
+    images: Literal["all", "common"] = Field(
+        "all", description="Images each rater is judged on: all it rated (all; raters with fewer images than another "
+                           "compared rater are flagged), or only those every compared rater rated (common).")
 
     def dimensions(self) -> list[str]:
         if self.dimension is None:
@@ -41,8 +46,12 @@ class AnalysisBase(BaseModel):
 class KindResult:
     """A tidy table (broom column names) plus warnings/messages worth keeping in the manifest.
 
-    ``extra`` holds optional per-observation tables a figure needs (e.g. Bland-Altman points); the
-    engine writes each as ``results/<id>.<name>.parquet`` and lists it in the manifest.
+    ``extra`` holds optional further tables (per-observation points a figure needs, e.g. Bland-Altman
+    points; ``glance``: one row per fitted model); the engine writes each as
+    ``results/<id>.<name>.parquet`` and lists it in the manifest. ``info`` goes into the manifest entry
+    (e.g. ``ci``: how each interval is computed and what, if anything, is resampled). A
+    ``flag`` column in ``table`` marks rows whose numbers cannot be taken at face value (see
+    :func:`add_flag`).
     """
 
     table: pd.DataFrame
@@ -58,19 +67,73 @@ class KindEntry:
     run: Callable[..., KindResult]
     needs_r: bool = False
     doc: str = ""
+    compares: str | None = None
 
 
 KINDS: dict[str, KindEntry] = {}
 
+#: row flag of a machine rater that gives one value to every image (of the dimension, or of the row's group)
+CONSTANT_RATINGS = "constant machine ratings"
 
-def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False):
-    """Decorator for a kind's ``run`` function: ``@register("agreement", AgreementOptions)``."""
+
+def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False, compares: str | None = None):
+    """Decorator for a kind's ``run`` function: ``@register("agreement", AgreementOptions, compares=...)``.
+
+    ``compares`` (``"ratings_vs_human"``, ``"ratings"``, ``"labels"`` or None) says what the kind compares
+    across raters; the registered ``run`` then applies ``images: common``, warns about raters compared on
+    unequal numbers of images or giving constant ratings, and flags their rows
+    (:mod:`emoalign.analysis.kinds._images`).
+    """
 
     def deco(fn):
-        KINDS[name] = KindEntry(name=name, options=options, run=fn, needs_r=needs_r, doc=(fn.__doc__ or "").strip())
-        return fn
+        @functools.wraps(fn)
+        def run(opts, study, r=None) -> KindResult:
+            from emoalign.analysis.kinds._images import scope
+
+            sc = scope(opts, study, compares)
+            res = fn(opts, sc.study, r)
+            res.warnings[:0] = sc.warnings
+            for rater, (n, top) in sc.short.items():
+                add_flag(res.table, rows_of(res.table, rater), f"fewer images ({n:,} of {top:,})")
+            for (rater, dim), value in sc.constant.items():
+                mask = rows_of(res.table, rater)
+                if "dimension" in res.table.columns:
+                    mask &= res.table["dimension"].astype(str).eq(dim).to_numpy()
+                add_flag(res.table, mask, CONSTANT_RATINGS)
+            return res
+
+        KINDS[name] = KindEntry(name=name, options=options, run=run, needs_r=needs_r,
+                                doc=(fn.__doc__ or "").strip(), compares=compares)
+        return run
 
     return deco
+
+
+def rows_of(table: pd.DataFrame, rater: str):
+    """Boolean mask of the rows that involve ``rater`` (columns ``rater``, ``rater2`` or the comma-joined
+    ``raters``)."""
+    mask = np.zeros(len(table), dtype=bool)
+    for col in ("rater", "rater2", "raters"):
+        if col in table.columns:
+            mask |= table[col].astype(str).map(lambda v: rater in v.split(",")).to_numpy(dtype=bool)
+    return mask
+
+
+def add_flag(table: pd.DataFrame, mask, text: str) -> None:
+    """Append ``text`` to the ``flag`` column (created when missing; ``"; "``-joined) of the rows in ``mask``.
+
+    A flag says why a row's numbers cannot be taken at face value (a fit that did not converge, a
+    singular fit, constant ratings, fewer images than the other raters, ...); the manifest carries the
+    matching warning and the report marks flagged rows.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    if "flag" not in table.columns:
+        table["flag"] = pd.Series([None] * len(table), index=table.index, dtype=object)
+    current = table.loc[mask, "flag"].tolist()
+    table.loc[mask, "flag"] = [text if c is None or (isinstance(c, float) and pd.isna(c)) else
+                               (c if text in c.split("; ") else f"{c}; {text}") for c in current]
 
 
 def tidy(df: pd.DataFrame, group_cols: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:

@@ -12,7 +12,7 @@ Rows (per rater, and per ``by`` group when given):
 
 The label set is ``study.emotions``; a prediction that is missing or outside it counts as wrong
 (it becomes the extra predicted category ``(invalid)`` in the confusion matrix and in kappa) and is
-reported in a warning.
+reported in a warning. Every interval is analytic (no resampling).
 
 References
 ----------
@@ -34,6 +34,13 @@ from emoalign.analysis.stats import (
 )
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
+
+
+#: how each interval is computed (manifest info); nothing is resampled
+INTERVALS = {"accuracy": "Wilson score interval (analytic)", "precision": "Wilson score interval (analytic)",
+             "recall": "Wilson score interval (analytic)", "confusion_prop": "Wilson score interval (analytic)",
+             "cohen_kappa": "Wald interval with the asymptotic SE of Fleiss, Cohen & Everitt 1969 (analytic)",
+             "resampling": "none"}
 
 
 class ClassificationOptions(AnalysisBase):
@@ -83,7 +90,7 @@ def _rows_for(g, labels, opts: ClassificationOptions) -> list[dict]:
     return rows
 
 
-@register("classification", ClassificationOptions)
+@register("classification", ClassificationOptions, compares="labels")
 def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
     """Accuracy, macro F1, Cohen's kappa, per-emotion metrics and confusion matrix per machine rater."""
     if "emotion" in opts.by or "predicted" in opts.by:
@@ -112,7 +119,5 @@ def run(opts: ClassificationOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: no labelled images left after the subset")
     table = finish(rows, ["rater", *opts.by, "emotion", "predicted"])
     return KindResult(table, warnings=warnings, info={"reference": reference, "labels": labels,
-                                                      "invalid_label": INVALID_LABEL,
-                                                      "ci": {"accuracy": "Wilson", "precision": "Wilson",
-                                                             "cohen_kappa": "asymptotic Wald (Fleiss, Cohen & Everitt)"},
+                                                      "invalid_label": INVALID_LABEL, "ci": INTERVALS,
                                                       "ci_level": opts.ci_level})

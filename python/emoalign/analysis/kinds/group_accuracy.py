@@ -2,7 +2,7 @@
 
 One row per rater x ``by`` combination (e.g. ``by: [race, emotion]`` for the paper's race x
 emotion accuracy, §4.5): ``accuracy`` with a Wilson score CI, ``n`` images and ``n_correct``. A
-prediction missing or outside the study's label set counts as wrong (reported in a warning).
+prediction missing or outside the study's label set counts as wrong (reported in a warning). The interval is analytic (no resampling).
 
 References
 ----------
@@ -28,7 +28,7 @@ class GroupAccuracyOptions(AnalysisBase):
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Wilson intervals.")
 
 
-@register("group_accuracy", GroupAccuracyOptions)
+@register("group_accuracy", GroupAccuracyOptions, compares="labels")
 def run(opts: GroupAccuracyOptions, study: Study, r=None) -> KindResult:
     """Accuracy with Wilson CIs per rater and per crossing of the `by` design columns."""
     reference = opts.reference or study.reference
@@ -43,4 +43,5 @@ def run(opts: GroupAccuracyOptions, study: Study, r=None) -> KindResult:
             lo, hi = wilson_ci(k, n, opts.ci_level)
             rows.append(dict(rater=rater, **key, metric="accuracy", estimate=k / n if n else float("nan"),
                              conf_low=lo, conf_high=hi, n=n, n_correct=k))
-    return KindResult(finish(rows, ["rater", *opts.by]), warnings=warnings, info={"reference": reference})
+    return KindResult(finish(rows, ["rater", *opts.by]), warnings=warnings,
+                      info={"reference": reference, "ci": "Wilson score interval (analytic, no resampling)"})

@@ -16,6 +16,13 @@ continuity correction, ``exact`` "auto" = exact when n < 50 without ties or zero
   min(1, 18 p) for every row, whatever ``family`` is).
 
 Columns ``machine_mean``/``human_mean`` give the group means; ``test`` names the p-value method.
+The interval of the mean bias is the t interval (no resampling).
+
+Ties: differences of a machine rating and a human mean (k/n) that are equal in exact arithmetic can
+differ in the last bits and are then ranked apart, exactly as R's ``wilcox.test`` does by default (V
+can move by 0.5-1). Groups where ranking such near-ties as ties would change V are flagged
+(``near-ties ranked apart (digits_rank)``) with a warning saying by how much V and p would move;
+``digits_rank`` (R's ``digits.rank``) ranks ``signif(|d|, digits_rank)`` so that they tie (e.g. 12).
 
 References
 ----------
@@ -34,8 +41,9 @@ from pydantic import Field
 from scipy.stats import t as t_dist
 
 from emoalign.analysis.kinds._shared import check_columns, finish, groups, paired_with_human, require_dimensions
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, add_flag, register
 from emoalign.analysis.stats import p_adjust, wilcoxon_signed_rank
+from emoalign.analysis.stats.wilcoxon import NEAR_TIE_DIGITS
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 
@@ -54,6 +62,9 @@ class GroupBiasOptions(AnalysisBase):
     n_comparisons: int | None = Field(None, ge=1, description="Family size passed to p.adjust as n (default: the "
                                                               "number of tests in the family); 18 reproduces the paper.")
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the t interval of the mean bias.")
+    digits_rank: int | None = Field(
+        None, ge=1, description="Rank signif(|difference|, digits_rank) in the Wilcoxon test (R's digits.rank), so "
+                                "floating-point near-ties tie; default: exact values, as R's default.")
 
 
 def bias_row(machine: np.ndarray, human: np.ndarray, opts: GroupBiasOptions) -> dict:
@@ -66,17 +77,24 @@ def bias_row(machine: np.ndarray, human: np.ndarray, opts: GroupBiasOptions) -> 
         se = float(d.std(ddof=1) / math.sqrt(n))
         q = t_dist.ppf(1 - (1 - opts.ci_level) / 2, n - 1)
         lo, hi = est - q * se, est + q * se
-    w = wilcoxon_signed_rank(d, correct=opts.correct, exact=opts.exact)
+    w = wilcoxon_signed_rank(d, correct=opts.correct, exact=opts.exact, digits_rank=opts.digits_rank)
+    shift = (0.0, 0.0)
+    if w.near_ties:  # what ranking the near-ties as ties would change
+        tied = wilcoxon_signed_rank(d, correct=opts.correct, exact=opts.exact, digits_rank=NEAR_TIE_DIGITS)
+        shift = (abs(tied.statistic - w.statistic), abs(tied.p_value - w.p_value))
     return dict(metric="mean_diff", estimate=est, std_error=se, statistic=w.statistic, p_value=w.p_value,
                 conf_low=lo, conf_high=hi, n=n, machine_mean=float(machine.mean()) if n else math.nan,
                 human_mean=float(human.mean()) if n else math.nan, test=f"wilcoxon signed-rank, {w.method}",
-                _note=w.note)
+                _note=w.note, _near=shift)
 
 
-@register("group_bias", GroupBiasOptions)
+NEAR_TIES = "near-ties ranked apart (digits_rank)"
+
+
+@register("group_bias", GroupBiasOptions, compares="ratings_vs_human")
 def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
     """Per-group machine - human bias with Wilcoxon signed-rank tests and family-wise adjustment."""
-    rows, warnings = [], []
+    rows, warnings, near = [], [], []
     for dim in require_dimensions(opts):
         cf = study.comparison_frame(dim, opts.raters, aggregate="mean", subset=opts.subset)
         check_columns(cf, opts.by, opts.id)
@@ -87,6 +105,7 @@ def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
                 note = row.pop("_note")
                 if note:
                     warnings.append(f"{opts.id}: {rater} {dim} {key}: {note}")
+                near.append(row.pop("_near"))
                 rows.append({"rater": rater, "dimension": dim, **key, **row})
     if not rows:
         raise EmoalignError(f"analysis {opts.id!r}: no machine rater has ratings on human-rated images")
@@ -103,5 +122,14 @@ def run(opts: GroupBiasOptions, study: Study, r=None) -> KindResult:
                                 hint="raise n_comparisons or leave it out (family size = number of tests)")
         adjusted.loc[idx] = p_adjust(p, opts.adjust, n=opts.n_comparisons)
     table.insert(table.columns.get_loc("p_value") + 1, "p_adjusted", adjusted.to_numpy())
+    moved = np.array([dv > 0 for dv, _ in near])
+    if moved.any():
+        add_flag(table, moved, NEAR_TIES)
+        warnings.append(f"{opts.id}: in {int(moved.sum())} group(s) floating-point near-ties among the differences "
+                        f"(equal to {NEAR_TIE_DIGITS} significant digits) are ranked apart, as R's wilcox.test does by "
+                        f"default; ranking them as ties would change V by up to {max(dv for dv, _ in near):g} and p by "
+                        f"up to {max(dp for _, dp in near):.2g}. Set digits_rank: {NEAR_TIE_DIGITS} to rank them as ties")
     return KindResult(table, warnings=warnings, info={"adjust": opts.adjust, "family": opts.family,
-                                                      "n_comparisons": opts.n_comparisons})
+                                                      "n_comparisons": opts.n_comparisons,
+                                                      "digits_rank": opts.digits_rank,
+                                                      "ci": "t interval of the mean difference (no resampling)"})

@@ -8,9 +8,20 @@ the model separately within each level of the named design columns.
 Fixed-effect tests use Satterthwaite df by default (``df_method``); the CIs are Wald intervals
 ``estimate +- t(1 - alpha/2, df) * SE`` (normal quantile for ``asymptotic``). Random-effect rows
 give variances (``var__<term>``) and covariances; fit rows give AIC, BIC, logLik, deviance, nobs,
-singular. lme4 convergence / singularity messages are kept as warnings. ``contrast`` (with
+singular (kept for compatibility: the model-level record is the extra table ``glance``, one row per
+model with the fit statistics and the convergence record of :mod:`emoalign.analysis.kinds._lmer`).
+lme4 singularity messages and restart notes are kept as warnings. ``contrast`` (with
 ``contrast_by``) adds emmeans simple effects (rows ``effect = "contrast"``), e.g. the per-emotion
 machine − human difference of ``rating ~ rater_type * emotion`` (Lenth, emmeans R package).
+
+Rows of fits that cannot be taken at face value are flagged (column ``flag``): ``not converged``
+(lme4's check still fails after the restart), ``singular fit`` (``lme4::isSingular``: a variance
+estimated as 0; the tests are those of the reduced model, so they are kept, flagged) and ``constant
+machine ratings`` (a machine rater gives one value to every image of the model: the fit sits at the
+boundary, whether lme4 calls it singular and the Satterthwaite df can change with the row order). For
+constant-rating fits the inference that rests on the df (``df``, ``p_value``, ``conf_low``,
+``conf_high``) is withheld (NaN) unless ``constant_p_values: true``; the rows stay flagged either way.
+Intervals: Wald, ``estimate +- t(df) * SE`` from the fitted model (no resampling).
 
 References
 ----------
@@ -26,15 +37,17 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
+from emoalign.analysis.kinds.base import CONSTANT_RATINGS as CONSTANT, AnalysisBase, KindResult, add_flag, register, tidy
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 
 
-class LmmOptions(AnalysisBase):
+class LmmOptions(AnalysisBase, ConvergenceOptions):
     """Linear mixed model (lme4 formula) over the machine-vs-human comparison frame."""
 
     kind: Literal["lmm"] = "lmm"
@@ -57,6 +70,9 @@ class LmmOptions(AnalysisBase):
     contrast_by: list[str] = Field(default_factory=list,
                                    description="Columns the contrasts are computed within, e.g. [emotion]: the "
                                                "per-emotion machine - human bias implied by the model.")
+    constant_p_values: bool = Field(
+        False, description="Report df, p-values and CIs of models in which a machine rater gives one value to every "
+                           "image (effectively singular; rows are flagged either way); false withholds them (NaN).")
 
 
 def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
@@ -76,8 +92,16 @@ def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(need))
 
 
-def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[str]]:
-    """Fit one model in R; returns the tidy table and the captured warnings/messages."""
+#: columns withheld from constant-rating fits unless ``constant_p_values``
+INFERENCE = ("df", "p_value", "conf_low", "conf_high")
+
+
+def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Fit one model in R; returns the tidy table, the glance row and the captured warnings/messages.
+
+    Rows are flagged (``not converged``, ``singular fit``, ``constant machine ratings``) and, unless
+    ``constant_p_values``, the df-based inference of constant-rating fits is withheld.
+    """
     cols = _columns(opts, frame)
     if "rater_id" in frame.columns:  # aggregate: trials -- a machine rater is one more rater (its own rater_id)
         frame = frame.assign(rater_id=frame["rater_id"].where(frame["rater_id"].notna(), frame["rater"]))
@@ -86,8 +110,22 @@ def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, list[st
         raise EmoalignError("no complete rows for the model", hint="check the subset and that the raters rated this dimension")
     res = r.call("fit_lmm", data, formula=opts.formula, reference_levels=opts.reference_levels or None,
                  df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml,
-                 contrast=opts.contrast, contrast_by=opts.contrast_by or None)
-    return res.value, list(dict.fromkeys([*res.warnings, *res.messages]))
+                 contrast=opts.contrast, contrast_by=opts.contrast_by or None, **opts.lmer_args())
+    table, glance = res.value["table"], res.value["glance"]
+    flags = glance_flags(glance)
+    machine = frame.loc[data.index]
+    machine = machine[machine["rater"] != HUMAN] if "rater" in machine.columns else machine.iloc[0:0]
+    if len(machine) > 1 and (machine.groupby("rater")["rating"].nunique() == 1).any():
+        flags.append(CONSTANT)
+    everything = np.ones(len(table), dtype=bool)
+    for flag in flags:
+        add_flag(table, everything, flag)
+    warnings = lmer_messages(res)
+    if CONSTANT in flags and not opts.constant_p_values:
+        table.loc[table["p_value"].notna(), list(INFERENCE)] = np.nan
+        warnings.append("a machine rater gives one value to every image: df, p-values and CIs withheld "
+                        "(set constant_p_values: true to report them; rows are flagged)")
+    return table, glance, warnings
 
 
 def reference_levels(opts: LmmOptions, frame: pd.DataFrame) -> dict[str, str]:
@@ -103,7 +141,7 @@ def reference_levels(opts: LmmOptions, frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-@register("lmm", LmmOptions, needs_r=True)
+@register("lmm", LmmOptions, needs_r=True, compares="ratings_vs_human")
 def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     """lme4/lmerTest model per machine rater (or over all raters): fixed effects, variances, fit statistics."""
     if r is None:
@@ -115,7 +153,7 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     sets = [[m] for m in machines] if opts.per_rater else [machines]
     if not machines:
         sets = [[HUMAN]]
-    tables, warnings, references = [], [], {}
+    tables, glances, warnings, references = [], [], [], {}
     for dim in opts.dimensions():
         for raters in sets:
             label = ",".join(raters)
@@ -130,19 +168,23 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
             for key, g in groups:
                 key = dict(zip(opts.by, (str(k) for k in (key if isinstance(key, tuple) else (key,)))))
                 references.update(reference_levels(opts, g))
-                t, w = fit(opts, g, r)
-                for k, v in reversed(list(key.items())):
-                    t.insert(0, k, v)
-                t.insert(0, "dimension", dim)
-                t.insert(0, "rater", label)
+                t, gl, w = fit(opts, g, r)
+                for part in (t, gl):
+                    for k, v in reversed(list(key.items())):
+                        part.insert(0, k, v)
+                    part.insert(0, "dimension", dim)
+                    part.insert(0, "rater", label)
                 tables.append(t)
+                glances.append(gl)
                 where = " ".join([label, dim, *key.values()])
                 warnings += [f"{where}: {x}" for x in w]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group", *opts.contrast_by]), warnings=warnings,
                       info={"formula": opts.formula, "df_method": opts.df_method, "reference_levels": references,
-                            "ci": "Wald", "conf_level": opts.conf_level, "n_models": len(tables),
+                            "ci": f"Wald: estimate +- t(df) x SE with {opts.df_method} df (no resampling)",
+                            "conf_level": opts.conf_level, "n_models": len(tables),
                             "contrast": (f"emmeans {opts.contrast} (each level - reference)"
                                          + (f" within {', '.join(opts.contrast_by)}" if opts.contrast_by else "")
-                                         + ", unadjusted") if opts.contrast else None})
+                                         + ", unadjusted") if opts.contrast else None},
+                      extra={"glance": pd.concat(glances, ignore_index=True)})

@@ -5,7 +5,7 @@ For each pair (``rater``, ``rater2``) in the order the raters resolve, on the im
 and rater2 correct; ``estimate`` = accuracy(rater) - accuracy(rater2) = (n10 - n01) / n. The
 test is the chi-square form (continuity correction ``correct``, R ``mcnemar.test`` default TRUE)
 or the exact binomial test (``exact``). ``p_adjusted`` adjusts over all pairs (and groups) of the
-analysis with ``adjust`` (R ``p.adjust`` methods). A missing or invalid prediction is wrong.
+analysis with ``adjust`` (R ``p.adjust`` methods). A missing or invalid prediction is wrong. No intervals, nothing resampled.
 
 References
 ----------
@@ -36,7 +36,7 @@ class McNemarOptions(AnalysisBase):
         "holm", description="p-value adjustment across all pairs of this analysis (R p.adjust).")
 
 
-@register("mcnemar", McNemarOptions)
+@register("mcnemar", McNemarOptions, compares="labels")
 def run(opts: McNemarOptions, study: Study, r=None) -> KindResult:
     """Pairwise McNemar tests of raters' correctness against the reference label."""
     reference = opts.reference or study.reference
@@ -66,4 +66,5 @@ def run(opts: McNemarOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: the raters share no images")
     table = finish(rows, ["rater", "rater2", *opts.by])
     table.insert(table.columns.get_loc("p_value") + 1, "p_adjusted", p_adjust(table["p_value"], opts.adjust))
-    return KindResult(table, warnings=warnings, info={"reference": reference, "adjust": opts.adjust})
+    return KindResult(table, warnings=warnings, info={"reference": reference, "adjust": opts.adjust,
+                                                      "ci": "none (tests only; no resampling)"})

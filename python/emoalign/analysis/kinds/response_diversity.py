@@ -42,7 +42,7 @@ def diversity_rows(x: np.ndarray) -> dict[str, float]:
             "mean": float(x.mean()) if len(x) else math.nan, "_n": len(x)}
 
 
-@register("response_diversity", ResponseDiversityOptions)
+@register("response_diversity", ResponseDiversityOptions, compares="ratings_vs_human")
 def run(opts: ResponseDiversityOptions, study: Study, r=None) -> KindResult:
     """Unique values, SD, mean and SD ratio to humans per rater x group."""
     rows = []
@@ -66,4 +66,4 @@ def run(opts: ResponseDiversityOptions, study: Study, r=None) -> KindResult:
                          {**base, "metric": "mean", "estimate": s["mean"]},
                          {**base, "metric": "sd_ratio", "estimate": ratio}]
     table = finish(rows, ["rater", "dimension", *opts.by])
-    return KindResult(table, info={"human_sd": opts.human_sd})
+    return KindResult(table, info={"human_sd": opts.human_sd, "ci": "none (descriptive; no resampling)"})

@@ -9,12 +9,22 @@ image variance is then the within-emotion image variance. The ``share`` of ``ima
 single-rating absolute-agreement ICC of this crossed random-effects model (Shrout & Fleiss ICC(2,1)
 estimated by REML, usable with the sparse designs where the ANOVA ICC is not).
 
+Each fit starts from method-of-moments estimates of the variances (``start: moments``: the level
+means of the fixed-effect residuals, Henderson 1953; about a quarter fewer deviance evaluations than
+lme4's default start, to the same optimum) and is checked for convergence and restarted when lme4's
+check fails
+(:mod:`emoalign.analysis.kinds._lmer`); extra table ``glance``: one row per model (dimension, by
+groups) with the fit statistics and the convergence record. Rows of a fit that still fails carry
+``flag = "not converged"``; a singular fit (a variance estimated as 0) ``"singular fit"``.
+Intervals: none by default; ``ci: profile`` gives likelihood-profile intervals (no resampling).
+
 References
 ----------
 Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Journal of Statistical Software, 67(1).
 Baayen, R. H., Davidson, D. J., & Bates, D. M. (2008). Mixed-effects modeling with crossed random
 effects for subjects and items. Journal of Memory and Language, 59(4), 390-412.
 Shrout, P. E., & Fleiss, J. L. (1979) (variance-component view of rater reliability).
+Henderson, C. R. (1953). Estimation of variance and covariance components. Biometrics, 9(2), 226-252.
 Bates, D. et al. (2015), section 5.1: likelihood-profile confidence intervals (``ci: profile``).
 """
 
@@ -22,18 +32,20 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
+from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
 from emoalign.analysis.kinds._shared import groups
+from emoalign.analysis.kinds.base import AnalysisBase, KindResult, add_flag, register, tidy
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 
 DEFAULT_FORMULA = "rating ~ 1 + (1|rater_id) + (1|image_id)"
 
 
-class VarianceComponentsOptions(AnalysisBase):
+class VarianceComponentsOptions(AnalysisBase, ConvergenceOptions):
     """Variance decomposition of raw human trials into rater, image and residual variance."""
 
     kind: Literal["variance_components"] = "variance_components"
@@ -46,6 +58,9 @@ class VarianceComponentsOptions(AnalysisBase):
     ci: Literal["none", "profile"] = Field("none", description="Variance CIs: none, or likelihood-profile intervals "
                                                                "(slow on large data: minutes for 72,000 trials).")
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the profile intervals.")
+    start: Literal["moments", "lme4"] = Field(
+        "moments", description="Starting values of the fit: method-of-moments estimates (moments; fewer deviance "
+                               "evaluations, same optimum) or lme4's default (lme4). Either way the fit is checked.")
 
     def model_formula(self) -> str:
         if self.formula:
@@ -64,7 +79,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         r = get_r()
     dims = opts.dimensions() or list(study.scales)
     formula = opts.model_formula()
-    tables, warnings = [], []
+    tables, glances, warnings = [], [], []
     for dim in dims:
         trials = study.human_trials(dim, opts.subset)
         cols = list(dict.fromkeys([*formula_variables(formula), *opts.by]))
@@ -75,13 +90,21 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         for key, g in groups(trials[cols].dropna(), opts.by):
             res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
                                                                  formula_variables(formula)]),
-                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level)
-            t = res.value
-            for k, v in reversed(list(key.items())):
-                t.insert(0, k, v)
-            t.insert(0, "dimension", dim)
+                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level, start=opts.start,
+                         **opts.lmer_args())
+            t, gl = res.value["table"], res.value["glance"]
+            for part in (t, gl):
+                for k, v in reversed(list(key.items())):
+                    part.insert(0, k, v)
+                part.insert(0, "dimension", dim)
+            for flag in glance_flags(gl):
+                add_flag(t, np.ones(len(t), dtype=bool), flag)
             tables.append(t)
-            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in [*res.warnings, *res.messages]]
+            glances.append(gl)
+            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in lmer_messages(res)]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
-    return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings, info={"formula": formula})
+    return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings,
+                      info={"formula": formula, "ci": "none" if opts.ci == "none" else
+                            "likelihood-profile intervals of the standard deviations, squared (no resampling)"},
+                      extra={"glance": pd.concat(glances, ignore_index=True)})

@@ -16,6 +16,8 @@ class Wilcoxon:
 
     ``n`` counts the non-zero differences used; ``exact`` and ``correct`` say which p-value was
     computed; ``note`` explains a fallback (ties or zeros prevent the exact test), else "".
+    ``near_ties``: how many |differences| are ranked apart although they agree to 12 significant digits
+    (floating-point near-ties, e.g. differences of means k/50); 0 when ``digits_rank`` ranks them as ties.
     """
 
     statistic: float
@@ -24,6 +26,7 @@ class Wilcoxon:
     exact: bool
     correct: bool
     note: str = ""
+    near_ties: int = 0
 
     @property
     def method(self) -> str:
@@ -45,8 +48,21 @@ def _signrank_cdf(n: int) -> np.ndarray:
     return np.minimum(np.cumsum(prob), 1.0)
 
 
+def signif(x, digits: int) -> np.ndarray:
+    """Round to ``digits`` significant digits (R ``signif``)."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        mag = np.floor(np.log10(np.abs(x)))
+    scale = 10.0 ** (digits - 1 - np.where(np.isfinite(mag), mag, 0))
+    return np.round(x * scale) / scale
+
+
+#: significant digits at which two |differences| count as a floating-point near-tie (for the warning)
+NEAR_TIE_DIGITS = 12
+
+
 def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
-                         exact: bool | str = "auto") -> Wilcoxon:
+                         exact: bool | str = "auto", digits_rank: int | None = None) -> Wilcoxon:
     """Two-sided Wilcoxon signed-rank test of ``x - y`` (or ``x``) against ``mu``, as R ``wilcox.test``.
 
     Zero differences are dropped and ranks of |d| use mid-ranks for ties. ``exact="auto"`` uses the
@@ -56,6 +72,12 @@ def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
     variance ``n(n+1)(2n+1)/24 - sum(t^3 - t)/48`` and, when ``correct`` (R default TRUE; scipy's
     default is no correction), a continuity correction of 0.5 towards the mean. NaN pairs are
     dropped; with no non-zero difference the p-value is NaN.
+
+    Ties are exact equalities by default, as in R: differences such as ``6 - 5.02`` and ``5 - 4.02`` that
+    differ only in the last bits are ranked apart, which can move V by 0.5-1. ``digits_rank`` (R
+    ``wilcox.test(digits.rank =)``, R >= 4.0) ranks ``signif(|d|, digits_rank)`` instead, so such
+    near-ties become ties (zeros are still exact zeros, as in R). The result counts the near-ties it
+    ranked apart (``near_ties``).
 
     References
     ----------
@@ -73,9 +95,11 @@ def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
         raise ValueError(f"exact must be true, false or 'auto', got {exact!r}")
     if n == 0:
         return Wilcoxon(math.nan, math.nan, 0, False, correct, "no non-zero differences")
-    r = rankdata(np.abs(d))
+    ad = np.abs(d) if digits_rank is None else signif(np.abs(d), digits_rank)
+    r = rankdata(ad)
     v = float(r[d > 0].sum())
-    ties = len(np.unique(np.abs(d))) < n
+    ties = len(np.unique(ad)) < n
+    near = len(np.unique(ad)) - len(np.unique(signif(ad, NEAR_TIE_DIGITS)))
     want_exact = (n < 50) if exact == "auto" else bool(exact)
     note = ""
     if want_exact and not ties and not zeroes:
@@ -85,7 +109,7 @@ def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
             p = 1.0 - cdf[vi - 1]           # P(V >= v)
         else:
             p = cdf[vi]                      # P(V <= v)
-        return Wilcoxon(v, float(min(1.0, 2 * p)), n, True, False, "")
+        return Wilcoxon(v, float(min(1.0, 2 * p)), n, True, False, "", near)
     if want_exact:
         note = "exact p-value impossible with " + ("ties and zeros" if ties and zeroes else "ties" if ties else "zeros") \
                + "; normal approximation used"
@@ -93,8 +117,8 @@ def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
     sigma = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - np.sum(t ** 3 - t) / 48)
     z = v - n * (n + 1) / 4
     if sigma == 0:
-        return Wilcoxon(v, math.nan, n, False, correct, note)
+        return Wilcoxon(v, math.nan, n, False, correct, note, near)
     corr = math.copysign(0.5, z) if (correct and z != 0) else 0.0
     z = (z - corr) / sigma
     p = 2 * min(norm.cdf(z), norm.sf(z))
-    return Wilcoxon(v, float(min(1.0, p)), n, False, correct, note)
+    return Wilcoxon(v, float(min(1.0, p)), n, False, correct, note, near)
