@@ -9,7 +9,7 @@ model, ``emoalign spec schema`` and the engine all read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,19 +36,38 @@ class AnalysisBase(BaseModel):
             return []
         return [self.dimension] if isinstance(self.dimension, str) else list(self.dimension)
 
+    def produces(self, raters: Sequence[str]) -> list[str]:
+        """Names of the derived raters this analysis adds to the study for the analyses after it, given its
+        resolved machine ``raters`` (none for most kinds; e.g. ``calibration`` writes ``<rater>:calibrated``)."""
+        return []
+
 
 @dataclass
 class KindResult:
     """A tidy table (broom column names) plus warnings/messages worth keeping in the manifest.
 
     ``extra`` holds optional per-observation tables a figure needs (e.g. Bland-Altman points); the
-    engine writes each as ``results/<id>.<name>.parquet`` and lists it in the manifest.
+    engine writes each as ``results/<id>.<name>.parquet`` and lists it in the manifest. ``raters`` are
+    derived raters the analysis hands to the analyses after it (the names its options' ``produces``
+    promised); the engine adds them to the study.
     """
 
     table: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    raters: list["DerivedRater"] = field(default_factory=list)
+
+
+@dataclass
+class DerivedRater:
+    """A rater an analysis writes: ``rows`` (``image_id`` + machines-table columns), its ``source`` rater and
+    a one-line ``description`` of how it was made (shown in the manifest and report)."""
+
+    name: str
+    rows: pd.DataFrame
+    source: str
+    description: str
 
 
 @dataclass(frozen=True)
