@@ -46,7 +46,7 @@ def assemble(study: Study, fields: dict[str, str]) -> pd.DataFrame:
         if "error" in rows.columns:
             rows = rows[rows["error"].isna()]
         cols = field_columns(rows.columns, field)
-        part = rows[["image_id", *cols]].copy()
+        part = rows[["image_id", *cols]].dropna(subset=cols, how="all").copy()  # e.g. a blank input without ratings
         if source.endswith(EXPECTED_SUFFIX) and field != "emotion" and f"{field}_expected" in part.columns:
             part[field] = part[f"{field}_expected"]
         out = part if out is None else out.merge(part, on="image_id", how="outer")

@@ -14,11 +14,11 @@ dimension (and ``by`` group), ``metric``:
   human raters on the machine's images, without and with the machine added as one more coder, and the
   difference (paired: the same units in every replicate); ``n`` = pairable units.
 
-CIs: the percentiles and rater means by the pigeonhole bootstrap (raters and images drawn independently,
-the panel's leave-one-out means held fixed; Owen 2007) with bias-corrected (BC) percentile intervals:
-resampling images adds noise to every rater's agreement, which pulls the replicates of a percentile
-towards 50 (on simulated studies by about one standard error), and the BC interval recentres them
-(Efron 1987). Alpha: the bootstrap over units of the package's ``reliability`` kind, percentile interval. Images with fewer than
+CIs: the pigeonhole bootstrap (raters and images drawn independently, the panel's leave-one-out means held
+fixed; Owen 2007), percentile intervals; for the two percentiles the hull of the percentile interval and
+the one recentred on the estimate, because resampling images pulls their replicates towards 50 (see
+:mod:`emoalign.analysis.stats.rater_percentile`; coverage checked over simulated studies by
+``benchmarks/bench_percentile_ci.py``). Alpha: the bootstrap over units of the ``reliability`` kind. Images with fewer than
 two human ratings have no leave-one-out mean and are left out. Extra table ``raters``: every human
 rater's ``n`` (images), ``r_human``, ``r_machine``, ``mae_human``, ``mae_machine``.
 
@@ -26,7 +26,7 @@ References
 ----------
 Tae, H., Park, J., & Choi, S. (2026). Do vision language models see emotions like humans?
 Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411.
-Efron, B. (1987). Better bootstrap confidence intervals. JASA, 82(397), 171-185.
+Efron, B., & Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 10 and 13.
 Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication.
 Hayes, A. F., & Krippendorff, K. (2007). Communication Methods and Measures, 1(1), 77-89.
 """
@@ -43,7 +43,7 @@ from emoalign.analysis.kinds._shared import check_columns, finish, groups, requi
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
 from emoalign.analysis.kinds.reliability import Level, alpha_data, alpha_weighted, bootstrap_weights
 from emoalign.analysis.stats.rater_percentile import SUMMARIES, Trials, loo_agreement, pigeonhole_bootstrap, summarise
-from emoalign.analysis.stats.weighted import bc_percentile_ci, percentile_ci
+from emoalign.analysis.stats.weighted import hull_percentile_ci, percentile_ci
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 
@@ -128,7 +128,12 @@ def run(opts: HumanPercentileOptions, study: Study, r=None) -> KindResult:
                     warnings.append(f"{opts.id}: {dim} {key or ''}: {undefined} human rater(s) with constant ratings or "
                                     "fewer than 3 images have no r; left out of percentile_r")
                 for k in SUMMARIES:
-                    lo, hi, se = bc_percentile_ci(reps[k], point[k], opts.ci_level) if k in reps else (np.nan,) * 3
+                    if k not in reps:
+                        lo = hi = se = np.nan
+                    elif k.startswith("percentile"):
+                        lo, hi, se = hull_percentile_ci(reps[k], point[k], opts.ci_level, bounds=(0, 100))
+                    else:
+                        lo, hi, se = percentile_ci(reps[k], opts.ci_level)
                     n = n_r if k.endswith("_r") else int(np.isfinite(agree["mae_human"]).sum())
                     rows.append({"rater": rater, "dimension": dim, **key, "metric": k, "estimate": point[k],
                                  "std_error": se, "conf_low": lo, "conf_high": hi, "n": n, "n_images": tr.n_images})
@@ -142,8 +147,9 @@ def run(opts: HumanPercentileOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: no machine rater shares images with at least two human ratings",
                             hint="check `raters`, `dimension` and `subset`")
     info = {"bootstrap": opts.bootstrap, "ci_level": opts.ci_level, "level": opts.level,
-            "ci": {"percentiles and rater means": "pigeonhole bootstrap over raters and images (Owen 2007), "
-                                                  "bias-corrected percentile (Efron 1987)",
+            "ci": {"percentiles": "pigeonhole bootstrap over raters and images (Owen 2007), hull of the percentile "
+                                  "interval and the percentile interval recentred on the estimate",
+                  "rater means": "pigeonhole bootstrap over raters and images, percentile",
                    "alpha": "bootstrap over images, percentile"}}
     return KindResult(finish(rows, ["rater", "dimension", *opts.by]), warnings=warnings, info=info,
                       extra={"raters": pd.concat(per_rater, ignore_index=True)})

@@ -20,7 +20,8 @@ bootstrap CIs over images (the same draws before and after). ``by`` repeats them
 
 The corrected labels and probabilities become the derived rater ``<rater>:prior_corrected`` (``suffix``)
 for the analyses after this one (only ``emotion`` and ``p_emotion_*`` are filled). Extra tables:
-``ratings`` (image_id, fold, before, after) and ``priors`` (the prior of every fold). A rater without
+``ratings`` (image_id, fold (0 for a content-free prior, which is fitted to no image), reference, before,
+after) and ``priors`` (the prior of every fold). A rater without
 ``p_emotion_*`` probabilities is an error.
 
 References
@@ -128,7 +129,9 @@ def run(opts: PriorCorrectionOptions, study: Study, r=None) -> KindResult:
         raise EmoalignError(f"analysis {opts.id!r}: prior: content_free needs `content_free_images`",
                             hint="list the image_id(s) of the content-free inputs the rater answered, e.g. [blank]")
     labels = list(study.emotions)
-    folds = image_folds(opts, study.stimuli)
+    # a content-free prior fits nothing to the images: no folds (all in fold 0)
+    folds = (image_folds(opts, study.stimuli) if opts.prior == "mean"
+             else pd.Series(0, index=study.stimuli["image_id"].astype(str).to_numpy()))
     design = study.stimuli[["image_id", *study.design_columns]].copy()
     design["reference"] = study.stimuli[study.reference].astype(str)
     rows, ratings, priors, warnings, new = [], [], [], [], []
