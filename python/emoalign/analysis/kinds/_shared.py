@@ -118,6 +118,11 @@ class HeldOutOptions(AnalysisBase):
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the percentile bootstrap intervals.")
 
 
+def fold_text(fold_by) -> str:
+    """``fold_by`` for people: ``identity_id``, ``race × gender × identity_id`` or ``image``."""
+    return "image" if not fold_by else fold_by if isinstance(fold_by, str) else " × ".join(fold_by)
+
+
 def image_folds(opts: HeldOutOptions, stimuli: pd.DataFrame) -> pd.Series:
     """Fold of every stimulus image (index: ``image_id``), grouped by ``opts.fold_by``; the same for every rater."""
     from emoalign.analysis.stats.crossval import grouped_folds

@@ -41,7 +41,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
-    HeldOutOptions, bootstrap_rows, check_columns, finish, groups, image_folds, require_dimensions,
+    HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds, require_dimensions,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
 from emoalign.analysis.stats.calibration import cross_fit
@@ -162,7 +162,7 @@ def run(opts: CalibrationOptions, study: Study, r=None) -> KindResult:
                             hint="check `raters`, `dimension` and `subset`")
     table = finish(rows, ["rater", "dimension", *opts.by, "stage"])
     how = (f"{opts.method} map per {'predicted emotion' if opts.per == 'predicted' else 'intended emotion' if opts.per == 'reference' else 'image set'}"
-           f", {opts.folds}-fold cross-fitted by {opts.fold_by or 'image'} (analysis {opts.id})")
+           f", {opts.folds}-fold cross-fitted by {fold_text(opts.fold_by)} (analysis {opts.id})")
     new = [DerivedRater(name=f"{rater}{opts.suffix}", rows=d, source=rater,
                         description=f"{rater} calibrated: {how}") for rater, d in derived.items()]
     info = {"method": opts.method, "per": opts.per, "folds": opts.folds, "fold_by": opts.fold_by,

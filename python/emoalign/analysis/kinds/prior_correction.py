@@ -43,7 +43,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
-    HeldOutOptions, bootstrap_rows, check_columns, finish, groups, image_folds,
+    HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
 from emoalign.analysis.stats import mcnemar, mcnemar_counts
@@ -178,7 +178,7 @@ def run(opts: PriorCorrectionOptions, study: Study, r=None) -> KindResult:
         for j, lab in enumerate(labels):
             rows_out[f"{PROB_PREFIX['emotion']}{lab}"] = Q[:, j]
         how = ("prior from content-free inputs " + ", ".join(opts.content_free_images) if opts.prior == "content_free"
-               else f"out-of-fold mean prior, {opts.folds} folds by {opts.fold_by or 'image'}")
+               else f"out-of-fold mean prior, {opts.folds} folds by {fold_text(opts.fold_by)}")
         new.append(DerivedRater(name=f"{rater}{opts.suffix}", rows=rows_out, source=rater,
                                 description=f"{rater} labels with the label prior divided out ({how}; analysis {opts.id})"))
     table = finish(rows, ["rater", *opts.by, "emotion", "stage"])
