@@ -154,7 +154,7 @@ def test_calibration_metrics_are_the_agreement_metrics_of_the_held_out_values(pl
 def test_calibration_reaches_the_planted_noise_floor(planted):
     """The best any map of m1 can do is E[human mean | m1] under the planted model (linear per emotion):
     out-of-fold linear calibration comes within a few % of that oracle; the raw ratings are far from it."""
-    study, h, a, b, mu = planted["study"], planted["h"], planted["a"], planted["b"], planted["mu"]
+    study, a, b, mu = planted["study"], planted["a"], planted["b"], planted["mu"]
     res = run_kind(study, id="c", kind="calibration", raters=["m1"], dimension="valence", method="linear",
                    per="reference", bootstrap=0)
     r = res.extra["ratings"].set_index("image_id").reindex(study.stimuli["image_id"])

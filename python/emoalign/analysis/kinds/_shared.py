@@ -96,6 +96,14 @@ def require_dimensions(opts) -> list[str]:
     return dims
 
 
+def require_machine_raters(opts, study) -> list[str]:
+    """The analysis' machine raters (``raters`` resolved, ``human`` left out); an error naming the kind when none."""
+    raters = [x for x in study.resolve_raters(opts.raters) if x != "human"]
+    if not raters:
+        raise EmoalignError(f"analysis {opts.id!r}: {opts.kind} needs machine raters", hint="set e.g. `raters: [vlm]`")
+    return raters
+
+
 def paired_with_human(cf: pd.DataFrame, rater: str, by: list[str]) -> pd.DataFrame:
     """One row per image a machine rater rated: ``image_id``, ``machine``, ``human`` (image mean) and ``by`` cols."""
     h = cf[cf["rater"] == "human"][["image_id", "rating"]].rename(columns={"rating": "human"})

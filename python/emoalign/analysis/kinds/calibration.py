@@ -41,6 +41,7 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
+    require_machine_raters,
     HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds, require_dimensions,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
@@ -113,9 +114,7 @@ def _metric_rows(machine, calibrated, human, reps, seed, level) -> list[dict]:
 def run(opts: CalibrationOptions, study: Study, r=None) -> KindResult:
     """Affine/linear/isotonic calibration per emotion, K-fold by identity; held-out MAE, RMSE, r, bias, SD ratio."""
     dims = require_dimensions(opts)
-    raters = [x for x in study.resolve_raters(opts.raters) if x != HUMAN]
-    if not raters:
-        raise EmoalignError(f"analysis {opts.id!r}: calibration needs machine raters", hint="set e.g. `raters: [vlm]`")
+    raters = require_machine_raters(opts, study)
     folds = image_folds(opts, study.stimuli)
     rows, ratings, maps, warnings = [], [], [], []
     derived: dict[str, pd.DataFrame] = {}

@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from emoalign.analysis.kinds._shared import check_columns, finish, groups, require_dimensions
+from emoalign.analysis.kinds._shared import check_columns, finish, groups, require_dimensions, require_machine_raters
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
 from emoalign.analysis.kinds.reliability import Level, alpha_data, alpha_weighted, bootstrap_weights
 from emoalign.analysis.stats.rater_percentile import SUMMARIES, Trials, loo_agreement, pigeonhole_bootstrap, summarise
 from emoalign.analysis.stats.weighted import hull_percentile_ci, percentile_ci
-from emoalign.analysis.study import HUMAN, Study
+from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 
 MACHINE_CODER = "\x00machine"
@@ -98,9 +98,7 @@ def alpha_with_without(tr: pd.DataFrame, machine: pd.Series, level: Level, reps:
 def run(opts: HumanPercentileOptions, study: Study, r=None) -> KindResult:
     """Each machine's percentile among human raters (leave-one-rater-out r and MAE) and alpha with/without it."""
     dims = require_dimensions(opts)
-    raters = [x for x in study.resolve_raters(opts.raters) if x != HUMAN]
-    if not raters:
-        raise EmoalignError(f"analysis {opts.id!r}: human_percentile needs machine raters", hint="set e.g. `raters: [vlm]`")
+    raters = require_machine_raters(opts, study)
     rows, per_rater, warnings = [], [], []
     for di, dim in enumerate(dims):
         trials = study.human_trials(dim, opts.subset)

@@ -43,13 +43,14 @@ import pandas as pd
 from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
+    require_machine_raters,
     HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
 from emoalign.analysis.stats import mcnemar, mcnemar_counts
 from emoalign.analysis.stats.prior_correction import correct as divide_prior, cross_fit_prior, estimate_prior
 from emoalign.analysis.stats.weighted import confusion_metrics, confusion_replicates
-from emoalign.analysis.study import EXPECTED_SUFFIX, HUMAN, Study, apply_subset
+from emoalign.analysis.study import EXPECTED_SUFFIX, Study, apply_subset
 from emoalign.data.schemas import PROB_PREFIX
 from emoalign.errors import EmoalignError, format_examples
 
@@ -122,9 +123,7 @@ def _stat_rows(t: np.ndarray, before: np.ndarray, after: np.ndarray, labels: lis
 @register("prior_correction", PriorCorrectionOptions)
 def run(opts: PriorCorrectionOptions, study: Study, r=None) -> KindResult:
     """Divide label probabilities by the rater's (out-of-fold or content-free) prior; accuracy, macro-F1, kappa, recall."""
-    raters = [x for x in study.resolve_raters(opts.raters) if x != HUMAN]
-    if not raters:
-        raise EmoalignError(f"analysis {opts.id!r}: prior_correction needs machine raters", hint="set e.g. `raters: [vlm]`")
+    raters = require_machine_raters(opts, study)
     if opts.prior == "content_free" and not opts.content_free_images:
         raise EmoalignError(f"analysis {opts.id!r}: prior: content_free needs `content_free_images`",
                             hint="list the image_id(s) of the content-free inputs the rater answered, e.g. [blank]")
