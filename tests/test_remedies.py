@@ -559,7 +559,7 @@ def test_a_failed_producer_fails_its_consumers_with_the_reason(study_dir, tmp_pa
     rep = run_spec(_spec(study_dir, [{**CAL, "fold_by": "face"}, AGREE], [{"name": "hyb", "valence": "m1"}]),
                    tmp_path / "res")
     out = {o.id: o for o in rep.outcomes}
-    assert out["cal"].status == "failed" and "fold_by names column 'face'" in out["cal"].error
+    assert out["cal"].status == "failed" and "'fold_by': column 'face' is not a stimulus column" in out["cal"].error
     assert out["agree"].status == "failed" and "written by analysis 'cal', which failed" in out["agree"].error
 
 

@@ -208,6 +208,12 @@ def section(R: Results) -> str:
                                   ("prior_correction", prior_correction, "Label-prior correction"),
                                   ("human_percentile", human_percentile, "The models among the human raters")):
         for aid in R.ids_of_kind(kind):
+            table = R.table(aid)
+            if table is not None and not {"stage", "metric"} <= set(table.columns) and kind != "human_percentile":
+                from emoalign.report.sections import generic  # a table of another layout (e.g. another version)
+
+                md += generic(R, aid)
+                continue
             md += f"\n## {R.title(aid) if R.title(aid) != aid else heading} {{#sec-{_id(aid)}}}\n\n"
             md += render(R, aid, names) if R.status(aid) == "ok" else f"\n{R.note(aid)}\n\n"
     derived = derived_raters(R, names)

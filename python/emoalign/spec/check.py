@@ -160,6 +160,11 @@ def check_analysis(loaded: LoadedSpec, index: int, study: Study, known: set[str]
         if col not in cols:
             add("by", f"column {col!r} is not in the data" + did_you_mean(col, cols)
                 + f" (design columns: {', '.join(study.design_columns)})", i)
+    fold_by = getattr(a, "fold_by", None)  # held-out kinds: the columns that keep an identity in one fold
+    for i, col in enumerate([] if fold_by is None else [fold_by] if isinstance(fold_by, str) else fold_by):
+        if col not in study.stimuli.columns:
+            add("fold_by", f"column {col!r} is not a stimulus column" + did_you_mean(col, study.design_columns)
+                + " (fold_by: null folds single images)", *(() if isinstance(fold_by, str) else (i,)))
     for col, val in (a.subset or {}).items():
         if col not in study.stimuli.columns:
             add("subset", f"column {col!r} is not a stimulus column" + did_you_mean(col, study.design_columns), col)
