@@ -320,6 +320,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
     if only:  # an analysis naming a derived rater needs the analysis that writes it to run first
         only = [*only, *dependencies(loaded, study, only)]
     selected = [a for a in loaded.spec.analyses if not only or a.id in only]
+    needs = {a.id: dependencies(loaded, study, [a.id]) for a in selected}  # before any analysis adds raters
     with folder_lock(out.absolute(), "results folder"), staged_folder(out) as stage:
         old = _check_out(out, force, only)  # again, now that no other writer can change it
         rerun = {a.id for a in selected}
@@ -336,8 +337,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
             if progress:
                 progress("start", i, len(selected), oc)
             t = time.perf_counter()
-            failed_deps = [d for d in dependencies(loaded, study, [a.id])
-                           if any(o.id == d and o.status != "ok" for o in outcomes)]
+            failed_deps = [d for d in needs[a.id] if any(o.id == d and o.status != "ok" for o in outcomes)]
             if a.id in problems:
                 oc.status, oc.error = "failed", "spec check failed:\n" + "\n".join(problems[a.id])
             elif failed_deps:
