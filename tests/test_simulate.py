@@ -69,6 +69,9 @@ def test_paper_design_counts(paper):
     assert set(hu["rater_gender"]) == {"female", "male"} and (hu.drop_duplicates("rater_id")["rater_gender"].value_counts() == 500).all()
     for dim in ("valence", "arousal", "naturalness"):
         assert hu[dim].between(1, 9).all() and (hu[dim] == hu[dim].round()).all()
+    cf = ma["image_id"].str.startswith("content_free_")          # blank inputs of the raters with a label prior
+    assert set(ma.loc[cf, "rater"]) == {"gemma3", "llama32v"} and cf.sum() == 2 * 3
+    ma = ma[~cf]
     assert len(ma) == 7 * 1440
     assert set(ma["rater"]) == {"gemma3", "llama32v", "posterv2", "mobilevit", "efficientnet_va", "beit", "emonet"}
     assert ma["simulated"].all() and (ma["backend"] == "simulated").all()

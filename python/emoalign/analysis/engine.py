@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from emoalign import __version__
+from emoalign.analysis.derived import build_ready
 from emoalign.analysis.study import Study
 from emoalign.data.io import (ensure_writable_dir, file_sha256, folder_lock, link_or_copy, read_metadata, read_table,
                               staged_folder, table_record, write_json_atomic, write_table)
@@ -132,7 +133,9 @@ def load_study(loaded: LoadedSpec, data_dir: str | Path | None = None) -> tuple[
                             hint=f"stimulus columns: {', '.join(stimuli.columns)}")
     inputs = {str(p): file_sha256(p) for p in (stim_path, hum_path, *files)}
     study = Study(stimuli=stimuli, humans=humans, machines=machines, scales=dict(s.scales),
-                  emotions=list(s.emotions), reference=s.reference, groups=dict(s.groups))
+                  emotions=list(s.emotions), reference=s.reference, groups=dict(s.groups),
+                  pending_derived=list(s.derived))
+    build_ready(study)  # study.derived raters whose sources are rater files; the rest once analyses write them
     return study, inputs, warnings
 
 
@@ -219,6 +222,9 @@ def rater_provenance(study: Study, label_maps: dict[str, dict] | None = None) ->
                 entry[c] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
         entry["n"] = int(len(rows))
         entry["n_errors"] = int(rows["error"].notna().sum()) if "error" in rows.columns else 0
+        if r in study.derived:  # assembled from other raters or written by an analysis of this spec
+            d = study.derived[r]
+            entry.update(derived=d["description"], sources=d["sources"], produced_by=d["produced_by"])
         lm = (label_maps or {}).get(r)
         if lm and any(k != v for k, v in lm["label_map"].items()):  # a native label renamed or dropped
             entry["label_map"], entry["unmapped"] = lm["label_map"], lm.get("unmapped")
@@ -336,7 +342,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
     """
     from emoalign.analysis.kinds import KINDS
     from emoalign.analysis.rbridge import LazyR
-    from emoalign.spec.check import check_spec
+    from emoalign.spec.check import check_spec, dependencies
 
     t0 = time.perf_counter()
     started = _now()
@@ -350,10 +356,14 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                                 + did_you_mean(unknown[0], ids), hint=f"ids in the spec: {', '.join(ids)}")
     _check_out(out, force, only)
     ensure_writable_dir(out.absolute().parent, "the folder of --out")
-    selected = [a for a in loaded.spec.analyses if not only or a.id in only]
     study, inputs, load_warnings = load_study(loaded, data_dir)
     load_warnings += design_warnings(study_summary(study))
     problems = check_spec(loaded, study)
+    load_warnings += problems.pop("study.derived", [])
+    if only:  # an analysis naming a derived rater needs the analysis that writes it to run first
+        only = [*only, *dependencies(loaded, study, only)]
+    selected = [a for a in loaded.spec.analyses if not only or a.id in only]
+    needs = {a.id: dependencies(loaded, study, [a.id]) for a in selected}  # before any analysis adds raters
     with folder_lock(out.absolute(), "results folder"), staged_folder(out) as stage:
         old = _check_out(out, force, only)  # again, now that no other writer can change it
         rerun = {a.id for a in selected}
@@ -370,8 +380,12 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
             if progress:
                 progress("start", i, len(selected), oc)
             t = time.perf_counter()
+            failed_deps = [d for d in needs[a.id] if any(o.id == d and o.status != "ok" for o in outcomes)]
             if a.id in problems:
                 oc.status, oc.error = "failed", "spec check failed:\n" + "\n".join(problems[a.id])
+            elif failed_deps:
+                oc.status, oc.error = "failed", (f"it names derived raters written by analysis "
+                                                 f"{', '.join(repr(d) for d in failed_deps)}, which failed")
             else:
                 try:
                     res = KINDS[a.kind].run(a, study, r)
@@ -386,6 +400,10 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                         fname = f"{a.id}.{name}.parquet"
                         write_table(extra, stage / fname, None, force=True)
                         oc.extra[name] = fname
+                    for dr in res.raters:  # derived raters for the analyses after this one
+                        study.add_rater(dr.rows, dr.name, description=dr.description, sources=[dr.source],
+                                        produced_by=a.id)
+                    build_ready(study)
                 except Exception as exc:  # isolate: record and go on
                     oc.status = "failed"
                     if isinstance(exc, EmoalignError):

@@ -12,6 +12,12 @@ every requested machine rater, and all stimulus design columns::
 uses that rater's probability-weighted rating column (``<dimension>_expected``).
 
 The *label frame* has one row per (image, rater): ``predicted`` label and ``reference`` label.
+
+*Derived raters* (:mod:`emoalign.analysis.derived`) are rows appended to ``machines`` while a spec runs:
+raters assembled per field from others (``study.derived``) and raters an analysis writes for the
+analyses after it (``<rater>:calibrated``, ``<rater>:prior_corrected``). They are ordinary raters for
+every kind; ``Study.derived`` records what each one is. The groups ``machines`` and ``all`` hold the
+study's own raters and its ``study.derived`` raters, not analysis products (name those explicitly).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ class Study:
     emotions: list[str]
     reference: str = "emotion"
     groups: dict[str, list[str]] = field(default_factory=dict)
+    #: derived raters: name -> {"description", "sources", "produced_by" (analysis id or None), "family", "product"}
+    derived: dict[str, dict] = field(default_factory=dict)
+    #: ``study.derived`` definitions not built yet (their sources come from analyses still to run)
+    pending_derived: list = field(default_factory=list)
 
     # ---- raters -------------------------------------------------------------------------
     @property
@@ -49,6 +59,11 @@ class Study:
             return []
         return list(pd.unique(self.machines["rater"].astype(str)))
 
+    @property
+    def own_raters(self) -> list[str]:
+        """The raters the groups ``machines``/``all`` expand to: all but those written by analyses."""
+        return [r for r in self.machine_raters if not self.derived.get(r, {}).get("product")]
+
     def family_of(self, rater: str) -> str:
         if rater == HUMAN:
             return HUMAN
@@ -56,7 +71,31 @@ class Study:
         for g, members in self.groups.items():
             if base in members or rater in members:
                 return g
-        return "machine"
+        return self.derived.get(base, {}).get("family") or "machine"
+
+    def add_rater(self, rows: pd.DataFrame, name: str, *, description: str, sources: Sequence[str],
+                  produced_by: str | None = None, family: str | None = None) -> None:
+        """Append derived rater ``name`` (``rows``: one per image, machines-table columns) to ``machines``.
+
+        ``simulated`` is true when any source is a simulated profile; ``product`` marks raters written by
+        an analysis (or assembled from one), which the groups ``machines``/``all`` leave out.
+        """
+        if name in self.machine_raters:
+            raise EmoalignError(f"derived rater {name!r} already exists in the study",
+                                hint="give the derived rater another name")
+        src = [s.removesuffix(EXPECTED_SUFFIX) for s in sources]
+        m = self.machines
+        sim = bool("simulated" in m.columns and m.loc[m["rater"].isin(src), "simulated"].fillna(False).astype(bool).any())
+        rows = rows.copy()
+        rows["rater"] = name
+        rows["simulated"] = sim
+        rows["derived"] = description
+        self.machines = pd.concat([m, rows], ignore_index=True)
+        product = produced_by is not None or any(self.derived.get(s, {}).get("product") for s in src)
+        self.derived[name] = {"description": description, "sources": list(dict.fromkeys(sources)),
+                              "produced_by": produced_by,
+                              "family": family or (self.family_of(src[0]) if len(set(src)) == 1 else "hybrid"),
+                              "product": product}
 
     def resolve_raters(self, spec: str | Sequence[str] | None, *, default: str = "machines") -> list[str]:
         """Expand rater names and group names (``human``, ``machines``, ``all``, spec groups) to rater names.
@@ -68,9 +107,9 @@ class Study:
         out: list[str] = []
         for name in names:
             if name == "all":
-                expanded = [HUMAN, *self.machine_raters]
+                expanded = [HUMAN, *self.own_raters]
             elif name == "machines":
-                expanded = self.machine_raters
+                expanded = self.own_raters
             elif name == HUMAN:
                 expanded = [HUMAN]
             elif name in self.groups:

@@ -23,7 +23,8 @@ def demo(out: Path, profile: str, seed: int | None, no_pdf: bool, force: bool, q
     Stages:
       1. simulate  schematic face images, human trials, and SIMULATED VLM/FER rater profiles
       2. infer     the built-in FER model minixception on every image (real inference, offline)
-      3. analyze   specs/paper.yaml, with minixception added to the fer group
+      3. analyze   specs/paper.yaml, with minixception added to the fer group,
+                   and the remedies of specs/examples/remedies.yaml
       4. report    report.html (+ report.pdf)
     The report marks which raters are SIMULATED profiles and which are real model runs.
     """

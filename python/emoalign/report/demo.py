@@ -6,8 +6,9 @@ Stages (each timed and reported):
    SIMULATED VLM/FER rater profiles in ``study/runs/simulated/``);
 2. ``infer``: the built-in offline FER model ``minixception`` (real inference, weights shipped in
    the package) on every image -> ``study/runs/minixception/``;
-3. ``analyze``: ``specs/paper.yaml`` with ``minixception`` added to the ``fer`` group, written as
-   ``study/demo-spec.yaml`` -> ``results/``;
+3. ``analyze``: ``specs/paper.yaml`` with ``minixception`` added to the ``fer`` group and the remedies of
+   ``specs/examples/remedies.yaml`` (calibration, prior correction, the models among the humans, the hybrid
+   rater) appended, written as ``study/demo-spec.yaml`` -> ``results/``;
 4. ``report``: ``report.html`` (+ ``report.pdf``).
 
 The report marks the simulated profiles as SIMULATED and minixception as a real model run.
@@ -45,14 +46,20 @@ class DemoResult:
 
 
 def demo_spec(study_dir: Path, fer_rater: str = DEMO_FER) -> Path:
-    """Write ``specs/paper.yaml`` with ``fer_rater`` added to the ``fer`` group into the study folder."""
+    """Write ``specs/paper.yaml`` with ``fer_rater`` added to the ``fer`` group, plus the derived raters, labels and
+    analyses of ``specs/examples/remedies.yaml``, into the study folder."""
     spec = yaml.safe_load((specs_dir() / "paper.yaml").read_text())
     groups = spec.setdefault("study", {}).setdefault("groups", {})
     fer = groups.setdefault("fer", [])
     if fer_rater not in fer:
         fer.append(fer_rater)
+    remedies = yaml.safe_load((specs_dir() / "examples" / "remedies.yaml").read_text())
+    spec["study"]["derived"] = remedies["study"].get("derived", [])
+    spec["labels"] = {**remedies.get("labels", {}), **spec.get("labels", {})}
+    spec["analyses"] += remedies["analyses"]
     path = Path(study_dir) / "demo-spec.yaml"
-    header = ("# specs/paper.yaml + the real FER run `minixception` in the fer group (written by `emoalign demo`).\n")
+    header = ("# specs/paper.yaml + the real FER run `minixception` in the fer group + the remedies of "
+              "specs/examples/remedies.yaml (written by `emoalign demo`).\n")
     path.write_text(header + yaml.safe_dump(spec, sort_keys=False))
     return path
 
@@ -97,7 +104,7 @@ def run_demo(out, *, profile: str = "paper", seed: int | None = None, pdf: bool 
     done(tok)
 
     # 3. analyze
-    tok = stage("analyze", "analyzing with specs/paper.yaml (+ minixception in the fer group)")
+    tok = stage("analyze", "analyzing with specs/paper.yaml (+ minixception in the fer group) + specs/examples/remedies.yaml")
     from emoalign.analysis.engine import run_spec
 
     spec = demo_spec(study_dir)

@@ -249,7 +249,7 @@ def generic_plot(df: pd.DataFrame, max_rows: int = 40, names: Names | None = Non
         groups = [c for c in cand if d.groupby(panel, dropna=False)[c].nunique(dropna=False).max() > 1]
     else:
         groups = [c for c in cand if d[c].nunique(dropna=False) > 1]
-    d["label"] = d[groups].astype(str).agg(" · ".join, axis=1) if groups else d.get(panel, pd.Series("estimate", index=d.index)).astype(str)
+    d["label"] = d[groups].astype(object).fillna("–").astype(str).agg(" · ".join, axis=1) if groups else d.get(panel, pd.Series("estimate", index=d.index)).astype(str)
     if panel is not None and d.groupby(panel).ngroups > 1 and groups:
         d = d.groupby(panel, sort=False).head(max_rows // max(1, min(4, d[panel].nunique())))
         d = d[d[panel].isin(list(pd.unique(d[panel]))[:4])]

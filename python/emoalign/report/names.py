@@ -43,6 +43,9 @@ class Names:
         if "," in r:  # a model over several raters
             return ", ".join(self.rater(x.strip(), mark) for x in r.split(","))
         name = self.labels.get(r, "Human" if r == HUMAN else r)
+        if r not in self.labels and ":" in r and r.split(":", 1)[0] in self.labels:  # gemma3:calibrated
+            base, suffix = r.split(":", 1)
+            name = f"{self.labels[base]} ({suffix.replace('_', ' ')})"
         return name + (MARK if mark and self.is_simulated(r) else "")
 
     def any_simulated(self, raters: Iterable[str], humans: bool = False) -> bool:

@@ -303,7 +303,7 @@ def write_sample_results(out_dir, *, seed: int = 0, n_per_cell: int = 12, drop: 
         tables["machine_icc"] = ("reliability", rel, {})
         cal = [dict(rater=r, dimension="valence", metric="expected_calibration_error", estimate=float(rng.uniform(0.02, 0.2)), n=len(stim))
                for r in vlm]
-        tables["vlm_calibration"] = ("calibration", _frame(cal, "vlm_calibration"), {})
+        tables["vlm_calibration"] = ("probability_calibration", _frame(cal, "vlm_calibration"), {})
 
     analyses = []
     for aid, (kind, df, extra) in tables.items():

@@ -19,6 +19,8 @@ from emoalign.report import figures as F
 from emoalign.report import interpret as I
 from emoalign.report import tables as T
 from emoalign.report.names import MARK, Names
+from emoalign.report.remedies import KINDS as REMEDY_KINDS
+from emoalign.report.remedies import section as remedies  # noqa: F401  (the qmd prints S.remedies(R))
 from emoalign.report.results import Results
 
 #: analysis ids (specs/paper.yaml) consumed by the fixed sections; all others render generically
@@ -137,8 +139,8 @@ def rater_provenance(R: Results) -> str:
         return note("The manifest lists no machine raters.")
     n = _names(R)
     prov = T.provenance(R.raters, n)
-    sim = [r["rater"] for r in R.raters if r.get("simulated")]
-    real = [r["rater"] for r in R.raters if not r.get("simulated")]
+    sim = [r["rater"] for r in R.raters if r.get("simulated") and not r.get("derived")]
+    real = [r["rater"] for r in R.raters if not r.get("simulated") and not r.get("derived")]
     md = ""
     if sim:
         md += note(f"**Simulated raters.** {', '.join(n.rater(r) for r in sim)} are SIMULATED profiles drawn from a "
@@ -512,7 +514,7 @@ def generic(R: Results, aid: str, level: int = 2) -> str:
 
 
 def other_analyses(R: Results) -> str:
-    ids = [a["id"] for a in R.analyses if a.get("id") not in FIXED_IDS]
+    ids = [a["id"] for a in R.analyses if a.get("id") not in FIXED_IDS and a.get("kind") not in REMEDY_KINDS]
     if not ids:
         return "\nThis study ran only the analyses of the sections above.\n"
     return ("\nThe analyses below go beyond the paper's tables. Each is shown with its results table and a plot of "

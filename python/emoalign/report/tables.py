@@ -231,7 +231,10 @@ def provenance(raters: list[dict], names=None) -> pd.DataFrame:
         sim = bool(r.get("simulated"))
         th = r.get("template_hash")
         how = " · ".join(str(x) for x in (r.get("backend"), r.get("strategy")) if x)
-        rows.append({"Rater": _nm(names, r.get("rater")), "Source": "**SIMULATED**" if sim else "real run",
+        source = "**SIMULATED**" if sim else "real run"
+        if r.get("derived"):
+            source = "derived" + (" (**SIMULATED** sources)" if sim else "")
+        rows.append({"Rater": _nm(names, r.get("rater")), "Source": source,
                      "Type": str(r.get("family") or "–").upper(), "Model": r.get("model_id") or "–",
                      "Backend · strategy": how or "–", "Template": f"`{str(th)[:12]}`" if th else "–",
                      "Labels": label_map_text(r), "n": fnum(r.get("n")), "Errors": fnum(r.get("n_errors"))})

@@ -7,6 +7,17 @@ gender level (e.g. Gemma3 angry: Black .613, Korean .225; Tae et al. 2026 §4.5)
 is ``w * onehot(pred) + (1 - w) * row_e`` (row smoothed) with ``w ~ U(confidence)``, ``w > .5``, so the
 distribution's argmax is always the greedy answer.
 
+Label prior (``label_prior``, a rater knob): the rater's labels mix face evidence with a prior over labels
+``pi`` (a VLM that says "neutral" when in doubt). Its probabilities are then ``softmax(log row + g)``
+with Gumbel noise ``g`` drawn *given* that the argmax is the label already drawn (top-down Gumbel
+sampling: the maximum is Gumbel(logsumexp), the others Gumbels truncated below it; Maddison, Tarlow &
+Minka 2014), so (label, probabilities) is distributed as a Gumbel-max draw from the confusion row and the
+fitted confusion rows stay exact. Dividing such probabilities by ``pi`` and re-taking the argmax draws the
+label from the prior-free row ``normalise(row / pi)``: what ``prior_correction`` recovers (planted sad
+recall after correction = ``normalise(C[sad] / pi)[sad]``). ``machines.content_free: n`` adds ``n``
+content-free inputs (``image_id`` ``content_free_1..n``, not stimuli) answered by such raters with
+``softmax(log pi + e)``, ``e ~ N(0, 0.1^2)``: the prior a blank image reveals (Zhao et al. 2021).
+
 Dimensions, VLM prototype lookup (a dimension with ``prototypes``; Tae et al. 2026 §5.1: VLMs answer
 1-6 fixed values per emotion category, whatever the face): the rating depends on the *predicted* label
 ``p`` (context carry, §3.3: a misread face is rated under the wrong emotional frame), not on the image::
@@ -32,6 +43,9 @@ Dimensions, calibrated targets (every other dimension: FER regression heads, or 
     latent   = center + c_e + image_weight * u_i + effects(race, gender) + sigma_e * z
     rating   = stochastic_round(clip(latent, lo, hi))   (discrete: VLM integer tokens) or clip(latent)
 
+``sd_inflation`` (``{emotion: factor}``, default 1) multiplies the within-emotion spread ``image_weight * u_i +
+sigma_e * z`` after the calibration below, so the emotion means keep their targets (up to clipping) and the
+SD grows by the factor: a planted per-emotion variance inflation that ``calibration`` must undo.
 ``stochastic_round(x) = floor(x) + Bernoulli(frac(x))`` keeps ``E[rating] = x`` (recorded as
 ``<dim>_expected``, the probability-weighted rating). The per-emotion offset ``c_e`` and noise
 ``sigma_e`` are calibrated by Monte Carlo on a large sample drawn with a fixed ``calibration_seed``
@@ -141,6 +155,7 @@ class DimParams:
     discrete: bool
     lo: float
     hi: float
+    inflation: np.ndarray | None = None   # per emotion: factor on the within-emotion spread (sd_inflation)
 
     def center(self, e: np.ndarray, p: np.ndarray) -> np.ndarray:
         if not self.context_carry:
@@ -148,8 +163,9 @@ class DimParams:
         proto = self.H[p] + self.bias[p]
         return np.where(p == e, proto, proto + self.leak * (self.H[e] - self.H[p]))
 
-    def latent(self, e, p, u, eff, z, c, sigma) -> np.ndarray:
-        return self.center(e, p) + c[e] + self.image_weight * u + eff + sigma[e] * z
+    def latent(self, e, p, u, eff, z, c, sigma, inflate: bool = False) -> np.ndarray:
+        k = self.inflation[e] if inflate and self.inflation is not None else 1.0
+        return self.center(e, p) + c[e] + eff + k * (self.image_weight * u + sigma[e] * z)
 
     def output(self, latent: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.clip(latent, self.lo, self.hi)
@@ -240,6 +256,47 @@ def _calibrate_prototype_effects(pp: PrototypeParams, e, p, X, eff_target, refs,
     return beta, centre, {"mean": mean, "sd": sd, "effects": diff if X.shape[1] else np.zeros(0)}
 
 
+def label_prior(rater: dict, emotions: list[str]) -> np.ndarray | None:
+    """The rater's label prior ``pi`` (relative weights per label, unlisted labels 1, normalised), or None."""
+    lp = rater.get("label_prior")
+    if not lp:
+        return None
+    w = np.array([float(lp.get(e, 1.0)) for e in emotions])
+    return w / w.sum()
+
+
+def gumbel_probabilities(row: np.ndarray, pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``softmax(log row + g)`` per item with Gumbel noise ``g`` conditioned on ``argmax = pred``.
+
+    Top-down sampling (Maddison, Tarlow & Minka 2014, "A* sampling"): the maximum ``M`` of the perturbed
+    log-probabilities is Gumbel(logsumexp(log row)) whatever the argmax, and every other entry is a
+    Gumbel with location ``log row_k`` truncated below ``M``: ``-log(exp(-M) + exp(-(log row_k + G)))``.
+    """
+    from scipy.special import logsumexp, softmax
+
+    phi = np.log(row)
+    n, k = phi.shape
+    top = logsumexp(phi, axis=1) + rng.gumbel(size=n)
+    other = phi + rng.gumbel(size=(n, k))
+    z = -np.logaddexp(-top[:, None], -other)
+    z[np.arange(n), pred] = top
+    return softmax(z, axis=1)
+
+
+def content_free_rows(name: str, family: str, prior: np.ndarray, emotions: list[str], n: int,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """A rater's answers to ``n`` content-free inputs: ``softmax(log pi + e)``, ``e ~ N(0, 0.1^2)``."""
+    from scipy.special import softmax
+
+    p = softmax(np.log(prior)[None, :] + rng.normal(0, 0.1, (n, len(emotions))), axis=1)
+    df = pd.DataFrame({"rater": name, "image_id": [f"content_free_{i + 1}" for i in range(n)],
+                       "emotion": np.array(emotions, dtype=object)[p.argmax(axis=1)], "family": family,
+                       "valence": np.nan, "arousal": np.nan})
+    for k, lab in enumerate(emotions):
+        df[f"p_emotion_{lab}"] = p[:, k]
+    return df
+
+
 def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int) -> tuple[pd.DataFrame, dict]:
     """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report).
 
@@ -252,7 +309,7 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
     cal_seed = int(machines.get("calibration_seed", 20260521))
     emo_idx = stimuli["emotion"].map({e: k for k, e in enumerate(emotions)}).to_numpy()
     n = len(stimuli)
-    frames, report = [], {}
+    frames, report, cf_rows = [], {}, []
     for name, r in (machines.get("raters") or {}).items():
         family = r["family"]
         # one stream per rater (keyed by study seed and name): adding or removing a rater leaves the others as they were
@@ -263,12 +320,24 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
         lo_w, hi_w = r.get("confidence", machines.get("confidence", [0.55, 0.98]))
         w = rng.uniform(max(lo_w, 0.5 + 1e-6), hi_w, n)
         smooth = (R + 0.005) / (1 + 0.005 * len(emotions))  # no exact zeros, as from a softmax
-        probs = w[:, None] * np.eye(len(emotions))[pred] + (1 - w)[:, None] * smooth
+        prior = label_prior(r, emotions)
+        # the label-prior model draws from its own stream, so the rest of the rater's draws stay as they were
+        prng = np.random.default_rng([int(seed), 8, *name.encode()])
+        probs = (w[:, None] * np.eye(len(emotions))[pred] + (1 - w)[:, None] * smooth if prior is None
+                 else gumbel_probabilities(smooth, pred, prng))
         df = pd.DataFrame({"rater": name, "image_id": stimuli["image_id"].to_numpy(),
                            "emotion": np.array(emotions, dtype=object)[pred], "family": family})
         for k, lab in enumerate(emotions):
             df[f"p_emotion_{lab}"] = probs[:, k]
         rep = {"accuracy": {e: float(C[a, a]) for a, e in enumerate(emotions)}}
+        if prior is not None:
+            free = C / prior[None, :]
+            free /= free.sum(axis=1, keepdims=True)
+            rep["label_prior"] = {e: round(float(p), 4) for e, p in zip(emotions, prior)}
+            rep["prior_free_recall"] = {e: round(float(free[a, a]), 4) for a, e in enumerate(emotions)}
+            n_cf = int(machines.get("content_free", 0) or 0)
+            if n_cf:
+                cf_rows.append(content_free_rows(name, family, prior, emotions, n_cf, prng))
         # calibration sample: fixed seed per rater, balanced demographics, same model as the study
         crng = np.random.default_rng([cal_seed, *name.encode()])
         cells = len(design["races"]) * len(design["genders"])
@@ -316,6 +385,8 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
                 context_carry=bool(spec.get("context_carry", family == "vlm")),
                 discrete=bool(spec.get("discrete", family == "vlm")),
                 lo=float(lo), hi=float(hi),
+                inflation=(np.array([float((spec.get("sd_inflation") or {}).get(e, 1.0)) for e in emotions])
+                           if spec.get("sd_inflation") else None),
             )
             img_sd = float(hspec["image_sd"])
             Xc, eff_t, refs = _effect_design(spec, cdemo, design)
@@ -323,13 +394,14 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
                                              crng.standard_normal(len(ce)), crng.random(len(ce)), len(emotions))
             Xs, _, _ = _effect_design(spec, stimuli, design)
             y, x = dp.output(dp.latent(emo_idx, pred, image_effects[dim], Xs @ beta, rng.standard_normal(n),
-                                       c, sigma), rng.random(n))
+                                       c, sigma, inflate=True), rng.random(n))
             df[dim] = y if dp.discrete else np.round(y, 4)
             if dp.discrete:
                 df[f"{dim}_expected"] = np.round(x, 4)
             rep[dim] = {e: {"target_bias": float(dp.bias[a]), "expected_bias": round(float(got["mean"][a] - dp.H[a]), 4),
                             "target_sd": float(dp.sd[a]), "expected_sd": round(float(got["sd"][a]), 4),
-                            "offset": round(float(c[a]), 4), "noise_sd": round(float(sigma[a]), 4)}
+                            "offset": round(float(c[a]), 4), "noise_sd": round(float(sigma[a]), 4),
+                            **({"sd_inflation": float(dp.inflation[a])} if dp.inflation is not None else {})}
                         for a, e in enumerate(emotions)}
             names = [f"{f}:{lv}" for f, lvs in (spec.get("effects") or {}).items() for lv in lvs]
             rep[f"{dim}_effects"] = {nm: {"target": float(t), "expected": round(float(g), 4), "latent": round(float(b), 4)}
@@ -338,6 +410,6 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
         report[name] = rep
     if not frames:
         return pd.DataFrame(columns=["rater", "image_id", "emotion", "valence", "arousal"]), report
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames + cf_rows, ignore_index=True)
     out["label_order"] = json.dumps(emotions)
     return out, report

@@ -146,6 +146,9 @@ def validate_profile(prof: dict) -> None:
             _need(prof, spec, key, f"humans.dimensions.{dim}")
 
     machines = prof.get("machines") or {}
+    n_cf = machines.get("content_free", 0)
+    if not isinstance(n_cf, int) or isinstance(n_cf, bool) or n_cf < 0:
+        raise _err(prof, "machines.content_free", f"must be a whole number >= 0, got {n_cf!r}", "e.g. content_free: 3")
     raters = machines.get("raters") or {}
     for name in [k for k, v in raters.items() if v is None]:  # `rater: null` (e.g. in overrides) drops it
         del raters[name]
@@ -164,6 +167,10 @@ def validate_profile(prof: dict) -> None:
         for e, v in (r.get("accuracy") or {}).items():
             if e not in emotions or not 0 <= float(v) <= 1:
                 raise _err(prof, f"{path}.accuracy.{e}", f"must be an emotion of the design with a value in [0, 1] (got {v!r})", "fix the entry")
+        for e, v in (r.get("label_prior") or {}).items():
+            if e not in emotions or not float(v) > 0:
+                raise _err(prof, f"{path}.label_prior.{e}", f"must be an emotion of the design with a weight > 0 (got {v!r})",
+                           "relative prior weights per label, e.g. label_prior: {neutral: 4} (unlisted labels weigh 1)")
         for dim in ("valence", "arousal"):
             spec = r.get(dim)
             if spec is None:
@@ -181,7 +188,14 @@ def validate_profile(prof: dict) -> None:
                     if not (isinstance(v, (list, tuple)) and len(v) == 2 and float(v[1]) >= 0):
                         raise _err(prof, f"{path}.{dim}.prototypes.{e}", f"must be [value, spread >= 0], got {v!r}",
                                    "e.g. [2.1, 0.4]")
+                if spec.get("sd_inflation"):
+                    raise _err(prof, f"{path}.{dim}.sd_inflation", "applies to calibrated dimensions, not to prototypes",
+                               "remove sd_inflation, or give bias/sd instead of prototypes")
             else:
+                for e, v in (spec.get("sd_inflation") or {}).items():
+                    if e not in emotions or not float(v) > 0:
+                        raise _err(prof, f"{path}.{dim}.sd_inflation.{e}", f"must be an emotion with a factor > 0 (got {v!r})",
+                                   "e.g. sd_inflation: {happy: 2.0}")
                 for key in ("bias", "sd"):
                     vals = _need(prof, spec, key, f"{path}.{dim}")
                     missing = [e for e in emotions if e not in vals]

@@ -13,6 +13,25 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class DerivedRaterSpec(BaseModel):
+    """A rater assembled per field from other raters, e.g. the hybrid of Tae, Park & Choi (2026, §5.4):
+    ``{name: hybrid, emotion: posterv2, valence: mobilevit, arousal: gemma3}``. Any further key names a
+    dimension of study.scales and the rater it comes from."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str] = Field(init=False)
+
+    name: str = Field(description="Name of the derived rater (letters, digits, _ . -; no ':').",
+                      pattern=r"^[A-Za-z0-9_.-]+$")
+    family: str | None = Field(None, description="Rater family shown in the report (default: the source's family "
+                                                 "when all fields come from one rater, else 'hybrid').")
+    emotion: str | None = Field(None, description="Rater whose emotion labels (and p_emotion_* probabilities) it gives.")
+    valence: str | None = Field(None, description="Rater whose valence ratings it gives (`<rater>:expected`: the "
+                                                  "probability-weighted rating; `<rater>:calibrated`: written by a "
+                                                  "calibration analysis earlier in the spec).")
+    arousal: str | None = Field(None, description="Rater whose arousal ratings it gives (as for valence).")
+
+
 class StudySpec(BaseModel):
     """Where the study's tables are and how to read them. Paths are relative to ``--data DIR``
     (default: the spec file's folder)."""
@@ -30,6 +49,11 @@ class StudySpec(BaseModel):
     reference: str = Field("emotion", description="Stimulus column holding the intended (reference) label.")
     groups: dict[str, list[str]] = Field(default_factory=dict,
                                          description="Named sets of machine raters usable in `raters`, e.g. {vlm: [gemma3]}.")
+    derived: list[DerivedRaterSpec] = Field(
+        default_factory=list,
+        description="Raters assembled per field from other raters (or from raters an analysis writes, such as "
+                    "`gemma3:calibrated`), e.g. [{name: hybrid, emotion: posterv2, valence: mobilevit, arousal: gemma3}]. "
+                    "They are ordinary raters for every analysis and marked derived in the manifest and report.")
 
     @field_validator("machines", mode="before")
     @classmethod
@@ -51,6 +75,22 @@ class StudySpec(BaseModel):
             if name in ("human", "machines", "all"):
                 raise ValueError(f"group name {name!r} is reserved (built-in group); choose another name")
         return v
+
+    @model_validator(mode="after")
+    def _derived_fields(self):
+        seen: set[str] = set()
+        for d in self.derived:
+            if d.name in seen or d.name in self.groups or d.name in ("human", "machines", "all"):
+                raise ValueError(f"derived rater name {d.name!r} is used twice or names a group; choose another name")
+            seen.add(d.name)
+            fields = {k: v for k, v in d.model_dump(exclude_none=True).items() if k not in ("name", "family")}
+            if not fields:
+                raise ValueError(f"derived rater {d.name!r} takes no field from any rater; add e.g. `emotion: posterv2`")
+            for f in fields:
+                if f != "emotion" and f not in self.scales:
+                    raise ValueError(f"derived rater {d.name!r}: {f!r} is neither `emotion` nor a dimension of "
+                                     f"study.scales ({', '.join(self.scales)})")
+        return self
 
 
 class CompareTo(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,11 @@ class AnalysisBase(BaseModel):
             return []
         return [self.dimension] if isinstance(self.dimension, str) else list(self.dimension)
 
+    def produces(self, raters: Sequence[str]) -> list[str]:
+        """Names of the derived raters this analysis adds to the study for the analyses after it, given its
+        resolved machine ``raters`` (none for most kinds; e.g. ``calibration`` writes ``<rater>:calibrated``)."""
+        return []
+
 
 @dataclass
 class KindResult:
@@ -51,13 +56,26 @@ class KindResult:
     ``results/<id>.<name>.parquet`` and lists it in the manifest. ``info`` goes into the manifest entry
     (e.g. ``ci``: how each interval is computed and what, if anything, is resampled). A
     ``flag`` column in ``table`` marks rows whose numbers cannot be taken at face value (see
-    :func:`add_flag`).
+    :func:`add_flag`). ``raters`` are derived raters the analysis hands to the analyses after it (the
+    names its options' ``produces`` promised); the engine adds them to the study.
     """
 
     table: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    raters: list["DerivedRater"] = field(default_factory=list)
+
+
+@dataclass
+class DerivedRater:
+    """A rater an analysis writes: ``rows`` (``image_id`` + machines-table columns), its ``source`` rater and
+    a one-line ``description`` of how it was made (shown in the manifest and report)."""
+
+    name: str
+    rows: pd.DataFrame
+    source: str
+    description: str
 
 
 @dataclass(frozen=True)
