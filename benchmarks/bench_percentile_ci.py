@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from emoalign.analysis.kinds.reliability import bootstrap_weights
+from emoalign.analysis.stats.krippendorff import bootstrap_weights
 from emoalign.analysis.stats.rater_percentile import Trials, loo_agreement, pigeonhole_bootstrap, summarise
 from emoalign.analysis.stats.weighted import hull_percentile_ci, percentile_ci, recentred_percentile_ci
 from emoalign.simulate import simulate_study

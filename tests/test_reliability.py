@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import krippendorff
-from emoalign.analysis.kinds.reliability import (ReliabilityOptions, alpha_bootstrap, alpha_data, alpha_two_way,
-                                                 alpha_weighted, bootstrap_weights, kripp_alpha, run)
-from emoalign.analysis.stats.krippendorff import bootstrap_interval
+from emoalign.analysis.kinds.reliability import ReliabilityOptions, run
+from emoalign.analysis.stats.krippendorff import (alpha_bootstrap, alpha_data, alpha_two_way, alpha_weighted,
+                                                  bootstrap_interval, bootstrap_weights, kripp_alpha)
 from emoalign.analysis.study import Study
 from emoalign.errors import EmoalignError
 

@@ -504,7 +504,7 @@ AGREE = {"id": "agree", "kind": "agreement", "raters": ["m1", "m1:calibrated", "
 
 def test_spec_check_accepts_derived_names_only_after_their_producer(study_dir):
     from emoalign.analysis.engine import load_study
-    from emoalign.spec.check import check_spec
+    from emoalign.analysis.checks import check_spec
     from emoalign.spec.load import load_spec
 
     hyb = {"name": "hyb", "emotion": "m2", "valence": "m1:calibrated", "arousal": "m2"}

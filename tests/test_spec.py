@@ -8,7 +8,8 @@ import pytest
 from emoalign.analysis.engine import load_study
 from emoalign.errors import EmoalignError
 from emoalign.resources import specs_dir
-from emoalign.spec.check import check_spec, formula_variables
+from emoalign.analysis.checks import check_spec
+from emoalign.formula import formula_variables
 from emoalign.spec.load import load_spec, parse_spec
 from emoalign.spec.model import json_schema
 from engine_study import SPEC, write_study
@@ -84,7 +85,7 @@ def test_json_schema_validates_shipped_specs_and_rejects_typos():
 
 
 def test_formula_syntax_problems():
-    from emoalign.spec.check import formula_syntax_problem
+    from emoalign.formula import formula_syntax_problem
 
     assert formula_syntax_problem("rating ~ rater_type * emotion + (1|image_id)") is None
     assert formula_syntax_problem("rating ~ x + (1 + x|rater_id) + I(x^2) - 1") is None
@@ -152,6 +153,69 @@ def test_formula_with_missing_column_caught_before_r(study_dir, monkeypatch):
     assert "formula names 'image'" in text and "did you mean 'image_id'" in text
     assert "'angy' is not a level of 'emotion'" in text and "did you mean 'angry'" in text
     assert "check.yaml:11" in text
+
+
+def test_each_kind_checks_its_formula_against_its_own_frame(study_dir):
+    """variance_components fits the raw human trials (rater_id is a column there); lmm fits the comparison
+    frame (rater_id only with aggregate: trials). Each kind's own check hook says which."""
+    probs = _check(study_dir, """\
+      - {id: vc_default, kind: variance_components, dimension: valence}
+      - id: vc_formula
+        kind: variance_components
+        dimension: valence
+        formula: rating ~ 1 + (1|rater_id) + (1|image_id)
+      - {id: vc_fixed, kind: variance_components, dimension: [valence, arousal], fixed: [emotion, race]}
+      - id: vc_bad
+        kind: variance_components
+        dimension: valence
+        formula: rating ~ 1 + rater_type + (1|rater_id) + (1|image_id)
+      - id: lmm_trials
+        kind: lmm
+        raters: [vlm]
+        dimension: valence
+        aggregate: trials
+        formula: rating ~ rater_type + (1|rater_id) + (1|image_id)
+      - id: lmm_means
+        kind: lmm
+        raters: [vlm]
+        dimension: valence
+        formula: rating ~ rater_type + (1|rater_id) + (1|image_id)
+    """)
+    assert sorted(probs) == ["lmm_means", "vc_bad"], probs
+    assert "formula names 'rater_type', which the human trials lack" in "\n".join(probs["vc_bad"])
+    assert "formula names 'rater_id', which the comparison frame lacks" in "\n".join(probs["lmm_means"])
+
+
+def test_a_kind_registered_late_is_accepted_by_the_next_spec_load(study_dir):
+    """The spec model is rebuilt from the registry when a kind is registered after it was built."""
+    from typing import Literal
+
+    from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
+    from emoalign.registry import KINDS
+    from emoalign.spec.model import spec_model
+
+    text = HEAD + "  - {id: x, kind: late_kind_test, raters: human}\n"
+    with pytest.raises(EmoalignError, match="unknown kind 'late_kind_test'"):
+        parse_spec(text)
+    before = spec_model()
+
+    class LateOptions(AnalysisBase):
+        """A kind registered after the spec model was first built."""
+
+        kind: Literal["late_kind_test"] = "late_kind_test"
+
+    @register("late_kind_test", LateOptions)
+    def run(opts, study, r=None):  # pragma: no cover (only validated here)
+        return KindResult(table=None)
+
+    try:
+        assert spec_model() is not before
+        assert parse_spec(text).spec.analyses[0].kind == "late_kind_test"
+        assert KINDS["late_kind_test"].description == "A kind registered after the spec model was first built."
+    finally:
+        KINDS.remove("late_kind_test")
+    with pytest.raises(EmoalignError, match="unknown kind"):
+        parse_spec(text)
 
 
 def test_spec_cli_check_and_schema(study_dir):

@@ -6,6 +6,7 @@ field, and what to do about it.
 
 from __future__ import annotations
 
+import difflib
 import errno
 
 
@@ -38,3 +39,19 @@ def format_examples(items, limit: int = 5) -> str:
     head = ", ".join(str(x) for x in items[:limit])
     rest = len(items) - limit
     return head + (f" (+{rest} more)" if rest > 0 else "")
+
+
+def did_you_mean(word, choices, n: int = 1) -> str:
+    """`` -- did you mean 'x'?`` for the closest of ``choices`` (difflib, cutoff 0.6), or ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("valnce", ["valence", "arousal"])
+    " -- did you mean 'valence'?"
+    >>> did_you_mean("xyz", ["valence"])
+    ''
+    """
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return " -- did you mean " + " or ".join(repr(c) for c in close) + "?"

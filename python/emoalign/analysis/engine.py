@@ -29,8 +29,12 @@ from emoalign.analysis.derived import build_ready
 from emoalign.analysis.study import Study
 from emoalign.data.io import (ensure_writable_dir, file_sha256, folder_lock, link_or_copy, read_metadata, read_table,
                               staged_folder, table_record, write_json_atomic, write_table)
-from emoalign.errors import EmoalignError
-from emoalign.spec.load import LoadedSpec, did_you_mean, load_spec
+from emoalign.errors import EmoalignError, did_you_mean
+from emoalign.registry import KINDS
+from emoalign.spec.load import LoadedSpec, load_spec
+
+#: version of the results contract (docs/results-contract.md, "Versions") this engine writes
+CONTRACT_VERSION = 2
 
 #: Python packages whose versions go into the manifest
 PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "pydantic", "pyyaml", "krippendorff", "statsmodels",
@@ -45,6 +49,9 @@ class AnalysisOutcome:
     id: str
     kind: str
     title: str
+    #: the kind's one-line description (its registry entry) and the report role the spec gives it (or None)
+    description: str = ""
+    role: str | None = None
     status: str = "ok"
     seconds: float = 0.0
     rows: int = 0
@@ -293,13 +300,6 @@ def _now() -> str:
 
 
 # ---- run ------------------------------------------------------------------------------------
-def run_analysis(opts, study: Study, r=None):
-    """Run one analysis (no checks, no writing); returns the KindResult."""
-    from emoalign.analysis.kinds import KINDS
-
-    return KINDS[opts.kind].run(opts, study, r)
-
-
 def _owned_files(entry: dict) -> list[str]:
     """Files of one manifest analysis entry (its table and extras)."""
     return [f for f in [entry.get("file"), *(entry.get("extra") or {}).values()] if f]
@@ -340,9 +340,8 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
     count of every table (``tables``). ``progress(event, i, total, outcome)`` is called with event
     ``"start"`` and ``"done"``.
     """
-    from emoalign.analysis.kinds import KINDS
+    from emoalign.analysis.checks import check_spec, dependencies
     from emoalign.analysis.rbridge import LazyR
-    from emoalign.spec.check import check_spec, dependencies
 
     t0 = time.perf_counter()
     started = _now()
@@ -376,7 +375,8 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
         r = LazyR()
         outcomes: list[AnalysisOutcome] = []
         for i, a in enumerate(selected):
-            oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id, options=a.model_dump(mode="json"))
+            oc = AnalysisOutcome(id=a.id, kind=a.kind, title=a.title or a.id, description=KINDS.get(a.kind).description,
+                                 role=a.role, options=a.model_dump(mode="json"))
             if progress:
                 progress("start", i, len(selected), oc)
             t = time.perf_counter()
@@ -388,7 +388,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
                                                  f"{', '.join(repr(d) for d in failed_deps)}, which failed")
             else:
                 try:
-                    res = KINDS[a.kind].run(a, study, r)
+                    res = KINDS.get(a.kind).run(a, study, r)
                     table = res.table.copy()
                     table.insert(0, "analysis_id", a.id)
                     write_table(table, stage / f"{a.id}.parquet", "results", force=True,
@@ -425,6 +425,7 @@ def run_spec(spec: str | Path | LoadedSpec, out: str | Path, *, data_dir: str | 
             compare_to["published"] = str(_resolve(loaded.folder, compare_to["published"]).resolve())
         base = Path(data_dir) if data_dir else loaded.folder
         manifest = {
+            "contract": CONTRACT_VERSION,
             "spec": {"path": str(loaded.path) if loaded.path else None,
                      "sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
                      "labels": dict(loaded.spec.labels), "compare_to": compare_to},

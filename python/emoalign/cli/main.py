@@ -3,42 +3,46 @@ statistics-only install never imports torch or MLX."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from emoalign import __version__
 from emoalign.errors import UNWRITABLE_ERRNOS, EmoalignError
+from emoalign.registry import Registry
 
-#: name -> (import path "module:attribute", one-line help). The only list of sub-commands.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("emoalign.cli.demo:demo", "Run the whole pipeline on the built-in simulated study and render the report."),
-    "simulate": ("emoalign.cli.simulate:simulate", "Write a simulated study (stimuli, human and machine ratings) from a YAML profile."),
-    "stimuli": ("emoalign.cli.stimuli:stimuli", "Build and check a stimulus table (images + design metadata)."),
-    "humans": ("emoalign.cli.humans:humans", "Import and validate human ratings."),
-    "infer": ("emoalign.cli.infer:infer", "Run a VLM or FER model over the stimuli into a resumable run folder."),
-    "spec": ("emoalign.cli.spec:spec", "Check an analysis spec, or print its JSON Schema."),
-    "analyze": ("emoalign.cli.analyze:analyze", "Run every analysis of a YAML spec; write tidy results + manifest."),
-    "report": ("emoalign.cli.report:report", "Render the Quarto report (HTML, PDF) of a results folder."),
-}
+#: the sub-commands, as lazy ``module:attribute`` entries with their one-line help (the only list of them)
+COMMANDS: Registry = Registry("command")
+for _name, _target, _help in (
+    ("demo", "emoalign.cli.demo:demo", "Run the whole pipeline on the built-in simulated study and render the report."),
+    ("simulate", "emoalign.cli.simulate:simulate", "Write a simulated study (stimuli, human and machine ratings) from a YAML profile."),
+    ("stimuli", "emoalign.cli.stimuli:stimuli", "Build and check a stimulus table (images + design metadata)."),
+    ("humans", "emoalign.cli.humans:humans", "Import and validate human ratings."),
+    ("infer", "emoalign.cli.infer:infer", "Run a VLM or FER model over the stimuli into a resumable run folder."),
+    ("spec", "emoalign.cli.spec:spec", "Check an analysis spec, or print its JSON Schema."),
+    ("analyze", "emoalign.cli.analyze:analyze", "Run every analysis of a YAML spec; write tidy results + manifest."),
+    ("report", "emoalign.cli.report:report", "Render the Quarto report (HTML, PDF) of a results folder."),
+):
+    COMMANDS.add_lazy(_name, _target, help=_help)
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return list(COMMANDS)
+        return COMMANDS.names()
 
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        target, _ = COMMANDS[name]
-        module, attr = target.split(":")
+        help_text = COMMANDS.meta(name)["help"]
         try:
-            return getattr(importlib.import_module(module), attr)
-        except ImportError as exc:
+            return COMMANDS.get(name)
+        except EmoalignError as err:
+            exc = err.__cause__
+            if not isinstance(exc, ImportError):
+                raise
             missing = getattr(exc, "name", None) or str(exc)
 
-            @click.command(name=name, help=COMMANDS[name][1], context_settings={"ignore_unknown_options": True})
+            @click.command(name=name, help=help_text, context_settings={"ignore_unknown_options": True})
             @click.argument("args", nargs=-1)
             def unavailable(args):
                 raise EmoalignError(
@@ -50,7 +54,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx, formatter):
         with formatter.section("Commands"):
-            formatter.write_dl([(n, h) for n, (_, h) in COMMANDS.items()])
+            formatter.write_dl([(n, COMMANDS.meta(n)["help"]) for n in COMMANDS.names()])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

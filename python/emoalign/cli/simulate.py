@@ -55,7 +55,7 @@ def check_set_keys(profile, overrides: dict) -> None:
     from collections.abc import Mapping
 
     from emoalign.simulate.profile import builtin_profiles, load_profile
-    from emoalign.spec.load import did_you_mean
+    from emoalign.errors import did_you_mean
 
     known: dict[str, set] = {p: set(OPTIONAL_KEYS.get(p, ())) for p in SCHEMA_PATHS}
 

@@ -25,7 +25,7 @@ def check(spec_file, data_dir, no_data):
     Exit code 0 when the spec is valid, 1 when an analysis has problems (2 for invalid YAML/fields).
     """
     from emoalign.analysis.engine import load_study
-    from emoalign.spec.check import check_spec
+    from emoalign.analysis.checks import check_spec
     from emoalign.spec.load import load_spec
 
     loaded = load_spec(spec_file)

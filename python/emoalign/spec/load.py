@@ -8,7 +8,6 @@ field, what is wrong, and a did-you-mean (difflib) for misspelled keys, kinds an
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +16,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from emoalign.errors import EmoalignError
+from emoalign.errors import EmoalignError, did_you_mean
 from emoalign.formula import PURE_FUNCTIONS
+from emoalign.registry import KINDS
 from emoalign.spec.model import SpecBase, StudySpec, spec_model
 from emoalign.spec.rstrings import r_string_problems
-
-
-def did_you_mean(word: str, choices, n: int = 1) -> str:
-    """`` -- did you mean 'x'?`` for the closest choice (cutoff 0.6), or ``""``."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
-    if not close:
-        return ""
-    return " -- did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 @dataclass
@@ -56,12 +48,6 @@ class LoadedSpec:
             if loc in self.lines:
                 return self.lines[loc]
             loc = loc[:-1]
-        return None
-
-    def analysis_index(self, analysis_id: str) -> int | None:
-        for i, a in enumerate(self.spec.analyses):
-            if a.id == analysis_id:
-                return i
         return None
 
     def where(self, *loc) -> str:
@@ -106,8 +92,6 @@ def _yaml_path(raw: Any, loc: tuple) -> tuple:
 
 def _fields_for(raw: Any, path: tuple) -> list[str]:
     """Allowed keys of the mapping at ``path`` (for did-you-mean on unknown keys)."""
-    from emoalign.analysis.kinds import KINDS
-
     if len(path) == 0:
         return list(SpecBase.model_fields)
     if path[0] == "study" and len(path) == 1:
@@ -119,13 +103,11 @@ def _fields_for(raw: Any, path: tuple) -> list[str]:
             return []
         kind = entry.get("kind") if isinstance(entry, dict) else None
         if kind in KINDS:
-            return list(KINDS[kind].options.model_fields)
+            return list(KINDS.get(kind).options.model_fields)
     return []
 
 
 def _format_error(err: dict, raw: Any, lines: dict, name: str) -> str:
-    from emoalign.analysis.kinds import KINDS
-
     ypath = _yaml_path(raw, tuple(err["loc"]))
     line = None
     p = ypath + ("kind",) if err["type"] == "union_tag_invalid" else ypath
@@ -154,10 +136,10 @@ def _format_error(err: dict, raw: Any, lines: dict, name: str) -> str:
         text = f"unknown field {key!r}" + did_you_mean(key, _fields_for(raw, ypath[:-1]))
     elif typ == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
-        text = f"unknown kind {tag!r}" + did_you_mean(tag, KINDS) + f" (kinds: {', '.join(KINDS)})"
+        text = f"unknown kind {tag!r}" + did_you_mean(tag, KINDS.names()) + f" (kinds: {', '.join(KINDS.names())})"
         fieldname = "kind"
     elif typ == "union_tag_not_found":
-        text = f"missing 'kind' (one of: {', '.join(KINDS)})"
+        text = f"missing 'kind' (one of: {', '.join(KINDS.names())})"
         fieldname = ""
     elif typ == "literal_error":
         expected = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
@@ -165,6 +147,8 @@ def _format_error(err: dict, raw: Any, lines: dict, name: str) -> str:
             did_you_mean(err.get("input"), expected)
     elif typ == "missing":
         text = "required field is missing"
+    elif typ == "value_error":
+        text = msg.removeprefix("Value error, ")
     else:
         text = msg
     parts = [p for p in (subject, f"field {fieldname!r}" if fieldname else "") if p]

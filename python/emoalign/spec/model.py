@@ -1,13 +1,12 @@
 """The spec model: one ``study`` block and a flat list of ``analyses``.
 
 The analysis entries are a discriminated union on ``kind`` built from the kinds registry
-(``emoalign.analysis.kinds.KINDS``), so adding a kind module adds it to validation, to
-``emoalign spec schema`` and to the engine, with no list to edit here.
+(:data:`emoalign.registry.KINDS`), so adding a kind module (or installing a plug-in that declares one) adds
+it to validation, to ``emoalign spec schema`` and to the engine, with no list to edit here.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -148,19 +147,31 @@ class SpecBase(BaseModel):
         return self
 
 
-@lru_cache(maxsize=1)
+_MODEL: dict[int, type[SpecBase]] = {}
+
+
 def spec_model() -> type[SpecBase]:
-    """The Spec model class, with ``analyses`` typed as the union of every registered kind."""
+    """The Spec model class, with ``analyses`` typed as the union of every registered kind.
+
+    Built from the registry and rebuilt whenever a kind is registered after the last build (the cache is keyed
+    on the registry's ``version``), so a kind registered at run time is accepted by the next spec load.
+    """
     from pydantic import create_model
 
-    from emoalign.analysis.kinds import KINDS
+    from emoalign.registry import KINDS
 
-    options = tuple(e.options for e in KINDS.values())
+    entries = KINDS.entries()  # imports the kind modules (and plug-ins) on first use
+    if KINDS.version in _MODEL:
+        return _MODEL[KINDS.version]
+    options = tuple(e.options for e in entries.values())
     if not options:
         raise RuntimeError("no analysis kinds are registered")
     union = Annotated[Union[options], Field(discriminator="kind")] if len(options) > 1 else options[0]  # type: ignore[valid-type]
-    return create_model("Spec", __base__=SpecBase,
-                        analyses=(list[union], Field(default_factory=list, description="The analyses to run, in order.")))
+    model = create_model("Spec", __base__=SpecBase,
+                         analyses=(list[union], Field(default_factory=list, description="The analyses to run, in order.")))
+    _MODEL.clear()
+    _MODEL[KINDS.version] = model
+    return model
 
 
 def json_schema() -> dict:

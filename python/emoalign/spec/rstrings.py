@@ -13,24 +13,10 @@ from __future__ import annotations
 from emoalign.formula import FormulaError, ParsedFormula, is_name, parse_formula
 
 
-def analysis_formula(a) -> tuple[str, str] | None:
-    """(field, formula text) of an analysis that sends a formula to R, else None.
-
-    ``fixed`` (variance_components) is the field when the formula is built from it.
-    """
-    text = getattr(a, "formula", None)
-    if isinstance(text, str):
-        return "formula", text
-    build = getattr(a, "model_formula", None)
-    if callable(build):
-        return ("fixed" if getattr(a, "fixed", None) else "formula"), build()
-    return None
-
-
 def analysis_r_problems(a) -> list[tuple[tuple, str]]:
     """Grammar problems of one analysis as (field path, text) pairs; empty when every R string is allowed."""
     out: list[tuple[tuple, str]] = []
-    found = analysis_formula(a)
+    found = a.r_formula()
     parsed: ParsedFormula | None = None
     if found:
         fieldname, text = found
@@ -38,11 +24,7 @@ def analysis_r_problems(a) -> list[tuple[tuple, str]]:
             parsed = parse_formula(text)
         except FormulaError as exc:
             out.append(((fieldname,), str(exc).split("\n  hint:")[0]))
-    names = [(("contrast",), getattr(a, "contrast", None)),
-             *((("contrast_by", i), n) for i, n in enumerate(getattr(a, "contrast_by", None) or []))]
-    for path, name in names:
-        if name is None:
-            continue
+    for path, name in a.r_names():
         if not is_name(name):
             out.append((path, f"{name!r} is not a column name (letters, digits, '.' and '_'; no code)"))
         elif parsed is not None and name not in parsed.variables:

@@ -1,13 +1,8 @@
-"""Analysis kinds. Importing this package imports every kind module, which registers itself in
-``emoalign.analysis.kinds.base.KINDS`` (the only list of kinds)."""
+"""Analysis kinds: one module per kind, each registering itself with ``@register`` in
+:data:`emoalign.registry.KINDS` (the only list of kinds). The registry imports these modules on first use;
+``emoalign.analysis.kinds.base`` holds what they share."""
 
-import importlib
-import pkgutil
+from emoalign.analysis.kinds.base import AnalysisBase, KindEntry, KindResult, register, tidy
+from emoalign.registry import KINDS
 
-from emoalign.analysis.kinds.base import KINDS, AnalysisBase, KindResult, register, tidy
-
-for _m in pkgutil.iter_modules(__path__):
-    if _m.name != "base":
-        importlib.import_module(f"{__name__}.{_m.name}")
-
-__all__ = ["KINDS", "AnalysisBase", "KindResult", "register", "tidy"]
+__all__ = ["KINDS", "AnalysisBase", "KindEntry", "KindResult", "register", "tidy"]

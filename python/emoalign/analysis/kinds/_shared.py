@@ -4,7 +4,6 @@ label validation, the final tidy table, and the fold/bootstrap options of the he
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections import Counter
 from typing import Iterator
@@ -14,17 +13,18 @@ import pandas as pd
 
 from pydantic import Field
 
+from emoalign.analysis.checks import Problem, stimulus_column_problems
 from emoalign.analysis.kinds.base import AnalysisBase, tidy
-from emoalign.errors import EmoalignError, format_examples
+from emoalign.analysis.study import Study
+from emoalign.errors import EmoalignError, did_you_mean, format_examples
 
 
 def check_columns(df: pd.DataFrame, cols: list[str], analysis_id: str, field: str = "by") -> None:
     """Raise an EmoalignError naming the analysis and field when a column is missing from the data."""
     for col in cols:
         if col not in df.columns:
-            close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=1, cutoff=0.6)
             raise EmoalignError(f"analysis {analysis_id!r}: {field} names column {col!r}, which the data lacks"
-                                + (f" -- did you mean {close[0]!r}?" if close else ""),
+                                + did_you_mean(col, df.columns),
                                 hint=f"available columns: {', '.join(map(str, df.columns))}")
 
 
@@ -126,6 +126,11 @@ class HeldOutOptions(AnalysisBase):
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the percentile bootstrap intervals.")
 
 
+def check_held_out(opts: HeldOutOptions, study: Study) -> list[Problem]:
+    """The ``fold_by`` columns are stimulus columns (the check hook of the held-out kinds)."""
+    return stimulus_column_problems("fold_by", opts.fold_by, study, " (fold_by: null folds single images)")
+
+
 def fold_text(fold_by) -> str:
     """``fold_by`` for people: ``identity_id``, ``race × gender × identity_id`` or ``image``."""
     return "image" if not fold_by else fold_by if isinstance(fold_by, str) else " × ".join(fold_by)
@@ -150,7 +155,7 @@ def image_folds(opts: HeldOutOptions, stimuli: pd.DataFrame) -> pd.Series:
 def bootstrap_rows(stat, n: int, reps: int, seed, level: float) -> dict[str, tuple[float, float, float, float]]:
     """Point estimate and percentile bootstrap CI of every statistic ``stat(W)`` returns (``W``: B x n frequency
     weights over items; ``stat`` maps a name to B values). Returns name -> (estimate, std_error, conf_low, conf_high)."""
-    from emoalign.analysis.kinds.reliability import bootstrap_weights
+    from emoalign.analysis.stats.krippendorff import bootstrap_weights
     from emoalign.analysis.stats.weighted import percentile_ci
 
     point = stat(np.ones((1, n)))

@@ -1,22 +1,44 @@
-"""What every analysis kind shares: common spec fields, the result type, and the registry.
+"""What every analysis kind shares: common spec fields, the result type, and its registry entry.
 
-A kind is one module in ``emoalign/analysis/kinds/`` that defines an options model (a subclass of
-``AnalysisBase`` with ``kind: Literal["<name>"]``) and a ``run(options, study, r) -> KindResult``
-function, and registers both with ``@register``. The registry is the only list of kinds: the spec
-model, ``emoalign spec schema`` and the engine all read it.
+A kind is one module in ``emoalign/analysis/kinds/`` (or a third-party module declared under the entry-point
+group ``emoalign.kinds``) that defines an options model (a subclass of ``AnalysisBase`` with
+``kind: Literal["<name>"]``, whose docstring's first line describes the kind) and a
+``run(options, study, r) -> KindResult`` function, and registers both with ``@register`` -- optionally with
+its own data checks (``check=``). The registry (:data:`emoalign.registry.KINDS`) is the only list of kinds:
+the spec model, ``emoalign spec schema``, the spec checks, the engine and the report all read it.
+docs/architecture.md walks through adding one.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from emoalign.data.schemas import RESULT_VALUE_COLUMNS
+from emoalign.registry import KINDS
+
+if TYPE_CHECKING:
+    from emoalign.analysis.checks import Problem
+    from emoalign.analysis.study import Study
+
+
+class ReportPlacement(BaseModel):
+    """Where the report shows an analysis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The part this analysis plays in the paper's report (docs/report.md lists the roles: "
+                    "human_ceiling, variance_decomposition, naturalness, classification, mcnemar, dimensional_agreement, "
+                    "valence_bias, arousal_bias, valence_emotion_lmm, arousal_emotion_lmm, response_diversity, "
+                    "demographic_lmm, race_emotion_accuracy). Without a role, an analysis whose id is one of these "
+                    "plays that part (specs written before roles); any other renders under its kind.")
 
 
 class AnalysisBase(BaseModel):
@@ -35,6 +57,8 @@ class AnalysisBase(BaseModel):
     images: Literal["all", "common"] = Field(
         "all", description="Images each rater is judged on: all it rated (all; raters with fewer images than another "
                            "compared rater are flagged), or only those every compared rater rated (common).")
+    report: ReportPlacement | None = Field(
+        None, description="Where the report shows this analysis, e.g. {role: human_ceiling} (default: by its id and kind).")
 
     def dimensions(self) -> list[str]:
         if self.dimension is None:
@@ -45,6 +69,21 @@ class AnalysisBase(BaseModel):
         """Names of the derived raters this analysis adds to the study for the analyses after it, given its
         resolved machine ``raters`` (none for most kinds; e.g. ``calibration`` writes ``<rater>:calibrated``)."""
         return []
+
+    def r_formula(self) -> tuple[str, str] | None:
+        """``(field, formula)`` when this analysis sends a model formula to R (checked against the grammar of
+        :mod:`emoalign.formula` when the spec is loaded); None for kinds without one."""
+        return None
+
+    def r_names(self) -> list[tuple[tuple, str]]:
+        """``(field path, name)`` of every other option that reaches R as text (a factor name such as ``lmm``'s
+        ``contrast``); each must be a column name and a variable of ``r_formula``."""
+        return []
+
+    @property
+    def role(self) -> str | None:
+        """The report role (``report.role``), or None."""
+        return self.report.role if self.report else None
 
 
 @dataclass
@@ -80,27 +119,36 @@ class DerivedRater:
 
 @dataclass(frozen=True)
 class KindEntry:
+    """A registered kind: what the spec model, the checks, the engine and the report read.
+
+    ``description``: one line (the options docstring's first line unless given), shown by the report and
+    ``emoalign spec schema``. ``compares``: what the kind compares across raters (see :func:`register`).
+    ``check(options, study) -> list[Problem]``: the kind's own data checks (formula frames, reference levels,
+    columns only it reads), run before any statistics beside the checks every kind gets
+    (:mod:`emoalign.analysis.checks`).
+    """
+
     name: str
     options: type[AnalysisBase]
     run: Callable[..., KindResult]
-    needs_r: bool = False
-    doc: str = ""
+    description: str = ""
     compares: str | None = None
-
-
-KINDS: dict[str, KindEntry] = {}
+    check: Callable[[AnalysisBase, "Study"], list["Problem"]] | None = None
 
 #: row flag of a machine rater that gives one value to every image (of the dimension, or of the row's group)
 CONSTANT_RATINGS = "constant machine ratings"
 
 
-def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False, compares: str | None = None):
+def register(name: str, options: type[AnalysisBase], *, compares: str | None = None,
+             check: Callable[[AnalysisBase, "Study"], list["Problem"]] | None = None, description: str | None = None):
     """Decorator for a kind's ``run`` function: ``@register("agreement", AgreementOptions, compares=...)``.
 
     ``compares`` (``"ratings_vs_human"``, ``"ratings"``, ``"labels"`` or None) says what the kind compares
     across raters; the registered ``run`` then applies ``images: common``, warns about raters compared on
     unequal numbers of images or giving constant ratings, and flags their rows
-    (:mod:`emoalign.analysis.kinds._images`).
+    (:mod:`emoalign.analysis.kinds._images`). ``check``: the kind's own data checks (see :class:`KindEntry`).
+    ``description``: one line (default: the first line of the options docstring). A name registered twice
+    by two modules is an error.
     """
 
     def deco(fn):
@@ -120,8 +168,9 @@ def register(name: str, options: type[AnalysisBase], *, needs_r: bool = False, c
                 add_flag(res.table, mask, CONSTANT_RATINGS)
             return res
 
-        KINDS[name] = KindEntry(name=name, options=options, run=run, needs_r=needs_r,
-                                doc=(fn.__doc__ or "").strip(), compares=compares)
+        doc = description or (options.__doc__ or "").strip().split("\n")[0]
+        run.entry = KINDS.add(name, KindEntry(name=name, options=options, run=run, description=doc,
+                                              compares=compares, check=check), origin=fn.__module__)
         return run
 
     return deco

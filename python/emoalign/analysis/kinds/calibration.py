@@ -42,7 +42,7 @@ from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
     require_machine_raters,
-    HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds, require_dimensions,
+    HeldOutOptions, bootstrap_rows, check_held_out, check_columns, finish, fold_text, groups, image_folds, require_dimensions,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
 from emoalign.analysis.stats.calibration import cross_fit
@@ -110,7 +110,7 @@ def _metric_rows(machine, calibrated, human, reps, seed, level) -> list[dict]:
             for (stage, m), (est, se, lo, hi) in res.items()]
 
 
-@register("calibration", CalibrationOptions)
+@register("calibration", CalibrationOptions, check=check_held_out)
 def run(opts: CalibrationOptions, study: Study, r=None) -> KindResult:
     """Affine/linear/isotonic calibration per emotion, K-fold by identity; held-out MAE, RMSE, r, bias, SD ratio."""
     dims = require_dimensions(opts)

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from emoalign.analysis.kinds._shared import check_columns, finish, groups, require_dimensions, require_machine_raters
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register
-from emoalign.analysis.kinds.reliability import Level, alpha_data, alpha_weighted, bootstrap_weights
+from emoalign.analysis.stats.krippendorff import Level, alpha_data, alpha_weighted, bootstrap_weights
 from emoalign.analysis.stats.rater_percentile import SUMMARIES, Trials, loo_agreement, pigeonhole_bootstrap, summarise
 from emoalign.analysis.stats.weighted import hull_percentile_ci, percentile_ci
 from emoalign.analysis.study import Study

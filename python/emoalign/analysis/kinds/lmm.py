@@ -41,10 +41,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from emoalign.analysis.checks import Problem, formula_problems, frame_columns
 from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
 from emoalign.analysis.kinds.base import CONSTANT_RATINGS as CONSTANT, AnalysisBase, KindResult, add_flag, register, tidy
 from emoalign.analysis.study import HUMAN, Study
-from emoalign.errors import EmoalignError
+from emoalign.errors import EmoalignError, did_you_mean
 
 
 class LmmOptions(AnalysisBase, ConvergenceOptions):
@@ -73,6 +74,34 @@ class LmmOptions(AnalysisBase, ConvergenceOptions):
     constant_p_values: bool = Field(
         False, description="Report df, p-values and CIs of models in which a machine rater gives one value to every "
                            "image (effectively singular; rows are flagged either way); false withholds them (NaN).")
+
+    def r_formula(self) -> tuple[str, str]:
+        return "formula", self.formula
+
+    def r_names(self) -> list[tuple[tuple, str]]:
+        return [*([(("contrast",), self.contrast)] if self.contrast else []),
+                *((("contrast_by", i), n) for i, n in enumerate(self.contrast_by))]
+
+
+def check(opts: LmmOptions, study: Study) -> list[Problem]:
+    """The formula's variables are comparison-frame columns; each reference level is a level of its column."""
+    cols = frame_columns(study, opts.aggregate)
+    probs = formula_problems("formula", opts.formula, "the comparison frame", cols)
+    for col, lev in opts.reference_levels.items():
+        if col not in cols:
+            probs.append(Problem("reference_levels", f"column {col!r} is not in the comparison frame"
+                                 + did_you_mean(col, cols), (col,)))
+            continue
+        if col == "rater_type":
+            levels = {"human", "machine"}
+        elif col in study.stimuli.columns:
+            levels = set(study.stimuli[col].dropna().astype(str))
+        else:
+            continue
+        if str(lev) not in levels:
+            probs.append(Problem("reference_levels", f"{lev!r} is not a level of {col!r}" + did_you_mean(lev, sorted(levels))
+                                 + f" (levels: {', '.join(sorted(levels))})", (col,)))
+    return probs
 
 
 def _columns(opts: LmmOptions, frame: pd.DataFrame) -> list[str]:
@@ -130,7 +159,7 @@ def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, pd.Data
 
 def reference_levels(opts: LmmOptions, frame: pd.DataFrame) -> dict[str, str]:
     """The reference level of every categorical formula variable: the spec's, else R's default (first in sort order)."""
-    from emoalign.spec.check import formula_variables
+    from emoalign.formula import formula_variables
 
     out = {}
     for v in dict.fromkeys(formula_variables(opts.formula)):
@@ -141,7 +170,7 @@ def reference_levels(opts: LmmOptions, frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-@register("lmm", LmmOptions, needs_r=True, compares="ratings_vs_human")
+@register("lmm", LmmOptions, compares="ratings_vs_human", check=check)
 def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     """lme4/lmerTest model per machine rater (or over all raters): fixed effects, variances, fit statistics."""
     if r is None:

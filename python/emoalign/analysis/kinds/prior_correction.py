@@ -44,7 +44,7 @@ from pydantic import Field
 
 from emoalign.analysis.kinds._shared import (
     require_machine_raters,
-    HeldOutOptions, bootstrap_rows, check_columns, finish, fold_text, groups, image_folds,
+    HeldOutOptions, bootstrap_rows, check_held_out, check_columns, finish, fold_text, groups, image_folds,
 )
 from emoalign.analysis.kinds.base import DerivedRater, KindResult, register
 from emoalign.analysis.stats import mcnemar, mcnemar_counts
@@ -120,7 +120,7 @@ def _stat_rows(t: np.ndarray, before: np.ndarray, after: np.ndarray, labels: lis
     return rows
 
 
-@register("prior_correction", PriorCorrectionOptions)
+@register("prior_correction", PriorCorrectionOptions, check=check_held_out)
 def run(opts: PriorCorrectionOptions, study: Study, r=None) -> KindResult:
     """Divide label probabilities by the rater's (out-of-fold or content-free) prior; accuracy, macro-F1, kappa, recall."""
     raters = require_machine_raters(opts, study)

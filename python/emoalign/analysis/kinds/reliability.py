@@ -39,10 +39,7 @@ from pydantic import Field
 
 from emoalign.analysis.kinds._shared import groups
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, register, tidy
-from emoalign.analysis.stats.krippendorff import (  # noqa: F401 (re-exported: the alpha API of this kind)
-    CI_TEXT, RESAMPLE_TEXT, AlphaData, Level, alpha_bootstrap, alpha_data, alpha_two_way, alpha_weighted, bootstrap_weights,
-    kripp_alpha,
-)
+from emoalign.analysis.stats.krippendorff import CI_TEXT, RESAMPLE_TEXT, Level, alpha_bootstrap
 from emoalign.analysis.study import HUMAN, Study
 from emoalign.errors import EmoalignError
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from emoalign.analysis.checks import Problem, formula_problems, trial_columns
 from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
 from emoalign.analysis.kinds._shared import groups
 from emoalign.analysis.kinds.base import AnalysisBase, KindResult, add_flag, register, tidy
@@ -68,8 +69,17 @@ class VarianceComponentsOptions(AnalysisBase, ConvergenceOptions):
         extra = "".join(f" + {f}" for f in self.fixed)
         return f"rating ~ 1{extra} + (1|rater_id) + (1|image_id)"
 
+    def r_formula(self) -> tuple[str, str]:
+        return ("fixed" if self.fixed and not self.formula else "formula"), self.model_formula()
 
-@register("variance_components", VarianceComponentsOptions, needs_r=True)
+
+def check(opts: VarianceComponentsOptions, study: Study) -> list[Problem]:
+    """The formula's variables are columns of the raw human trials (rater_id, image_id, rating, design columns)."""
+    fieldname, formula = opts.r_formula()
+    return formula_problems(fieldname, formula, "the human trials", trial_columns(study))
+
+
+@register("variance_components", VarianceComponentsOptions, check=check)
 def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
     """Rater / image / residual variances and shares of raw human trials (lme4 REML)."""
     from emoalign.formula import formula_variables

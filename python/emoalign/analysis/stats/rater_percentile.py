@@ -149,7 +149,7 @@ def summarise(agree: dict[str, np.ndarray], V=None) -> dict[str, np.ndarray]:
 
 def pigeonhole_bootstrap(tr: Trials, reps: int, seed=1, chunk: int = 200) -> dict[str, np.ndarray]:
     """``reps`` replicates of :func:`summarise` with raters and images drawn independently with replacement."""
-    from emoalign.analysis.kinds.reliability import bootstrap_weights
+    from emoalign.analysis.stats.krippendorff import bootstrap_weights
 
     rng = np.random.default_rng(seed)
     parts: dict[str, list] = {k: [] for k in SUMMARIES}

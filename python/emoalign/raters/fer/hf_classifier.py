@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from emoalign.errors import EmoalignError
+from emoalign.raters.fer import fer_model
 from emoalign.raters.fer.base import FERAdapter, parse_model_output
 
 
@@ -100,6 +101,9 @@ def _processor_config(processor) -> dict:
         return {"class": type(processor).__name__}
 
 
+@fer_model("hf", arg="model_id",
+           description="Hugging Face image classifier via transformers (MobileViT, BEiT, ViT, EfficientNet...): "
+                       "fer:hf:<hub id or dir>")
 def build_adapter(*, model_id: str | None = None, device: str = "cpu", trust_remote_code: bool = False,
                   **options) -> HFClassifierAdapter:
     if not model_id:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from emoalign.data.io import file_sha256
 from emoalign.errors import EmoalignError
+from emoalign.raters.fer import fer_model
 from emoalign.raters.fer.base import FERAdapter, parse_model_output, to_tensor
 
 CLASSES_8 = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
@@ -125,6 +126,9 @@ class HSEmotionAdapter(FERAdapter):
                 "preprocessing": {"input_size": self.image_size, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
 
 
+@fer_model("hsemotion", arg="model_name",
+           description="HSEmotion/EmotiEffLib EfficientNet (e.g. enet_b0_8_va_mtl, 8 classes + valence/arousal): "
+                       "fer:hsemotion:<model>, weights=<file.pt> or the hsemotion package; needs --trust-remote-code")
 def build_adapter(*, model_name: str | None = None, weights: str | None = None, trust_remote_code: bool = False,
                   device: str = "cpu", image_size: int | None = None, **unknown) -> HSEmotionAdapter:
     if unknown:

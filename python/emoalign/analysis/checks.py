@@ -1,17 +1,17 @@
 """Checks of a spec against the loaded study, run before any statistics (and before R starts).
 
-Each analysis is checked for: raters and groups that exist, dimensions the data has, ``by`` and
-``subset`` columns (and subset values) present, and -- for kinds with a formula -- every
-variable of the formula being a column of the frame the analysis fits it to (the comparison
-frame, or the human trials for ``variance_components``), ``reference_levels`` naming
-existing columns and levels. Problems name the YAML line, analysis id and field, with a
-did-you-mean.
+Every analysis gets the checks all kinds share: raters and groups that exist *when it runs*, dimensions the
+data has, ``by`` and ``subset`` columns (and subset values) present. Then its kind's own ``check(options,
+study)`` hook (the ``check`` of its registry entry, :class:`emoalign.analysis.kinds.base.KindEntry`) adds
+what only the kind knows: ``lmm`` checks its formula against the comparison frame and its reference levels,
+``variance_components`` its formula against the raw human trials, the held-out kinds their ``fold_by``
+columns. A hook returns :class:`Problem` items; this module turns them into messages naming the YAML line,
+analysis id and field, with a did-you-mean.
 
-Raters are checked against what exists *when the analysis runs*: analyses run in spec order, and
-one may add derived raters for the analyses after it (``calibration`` writes ``<rater>:calibrated``),
-so :func:`rater_timeline` walks the spec, adding each analysis' products (its options'
-``produces``) and each ``study.derived`` rater once its sources exist. A name is accepted only
-where an earlier analysis produces it.
+Raters are checked against what exists when the analysis runs: analyses run in spec order, and one may add
+derived raters for the analyses after it (``calibration`` writes ``<rater>:calibrated``), so
+:func:`rater_timeline` walks the spec, adding each analysis' products (its options' ``produces``) and each
+``study.derived`` rater once its sources exist. A name is accepted only where an earlier analysis produces it.
 """
 
 from __future__ import annotations
@@ -19,16 +19,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from emoalign.analysis.study import BUILTIN_GROUPS, EXPECTED_SUFFIX, HUMAN, Study
-from emoalign.formula import FormulaError, formula_syntax_problem, formula_variables, parse_formula  # noqa: F401
-from emoalign.spec.load import LoadedSpec, did_you_mean
-from emoalign.spec.rstrings import analysis_formula
+from emoalign.errors import did_you_mean
+from emoalign.formula import FormulaError, parse_formula
+from emoalign.registry import KINDS
+from emoalign.spec.load import LoadedSpec
 
 #: columns every comparison frame has
 FRAME_COLUMNS = ("image_id", "rater", "rater_type", "family", "rating", "n_trials")
-#: columns of the raw human trials (variance_components fits its formula to them)
+#: columns of the raw human trials
 TRIAL_COLUMNS = ("rater_id", "image_id", "rating")
-#: kinds whose formula is fitted to the raw human trials rather than the comparison frame
-TRIAL_KINDS = ("variance_components",)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem a kind's ``check`` hook finds: the option (``field``, plus ``sub``: a list index or mapping key
+    below it) and what is wrong (``text``, ending with a did-you-mean where one helps)."""
+
+    field: str
+    text: str
+    sub: tuple = ()
 
 
 def frame_columns(study: Study, aggregate: str = "mean") -> list[str]:
@@ -39,11 +48,29 @@ def frame_columns(study: Study, aggregate: str = "mean") -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def formula_frame_columns(a, study: Study) -> tuple[str, list[str]]:
-    """(frame name, columns) of the frame analysis ``a`` fits its formula to."""
-    if a.kind in TRIAL_KINDS:
-        return "the human trials", list(dict.fromkeys([*TRIAL_COLUMNS, *study.design_columns]))
-    return "the comparison frame", frame_columns(study, getattr(a, "aggregate", "mean"))
+def trial_columns(study: Study) -> list[str]:
+    """Columns of the raw human trials of one dimension (``Study.human_trials``)."""
+    return list(dict.fromkeys([*TRIAL_COLUMNS, *study.design_columns]))
+
+
+def formula_problems(fieldname: str, formula: str, frame: str, columns) -> list[Problem]:
+    """Every variable of ``formula`` that is not a column of ``frame`` (its ``columns``), as problems of
+    ``fieldname``; a formula outside the grammar is one problem (the loader rejects those already)."""
+    try:
+        variables = parse_formula(formula).variables
+    except FormulaError as exc:
+        return [Problem(fieldname, exc.reason + (f" at column {exc.column}" if exc.column else "") + f" of {formula!r}")]
+    cols = list(columns)
+    return [Problem(fieldname, f"formula names {var!r}, which {frame} lacks" + did_you_mean(var, cols)
+                    + f" (columns: {', '.join(cols)})") for var in variables if var not in cols]
+
+
+def stimulus_column_problems(fieldname: str, value, study: Study, hint: str = "") -> list[Problem]:
+    """Each name in ``value`` (a column or a list of columns) that is not a stimulus column."""
+    names = [] if value is None else [value] if isinstance(value, str) else list(value)
+    return [Problem(fieldname, f"column {col!r} is not a stimulus column" + did_you_mean(col, study.design_columns) + hint,
+                    () if isinstance(value, str) else (i,))
+            for i, col in enumerate(names) if col not in study.stimuli.columns]
 
 
 @dataclass
@@ -160,11 +187,6 @@ def check_analysis(loaded: LoadedSpec, index: int, study: Study, known: set[str]
         if col not in cols:
             add("by", f"column {col!r} is not in the data" + did_you_mean(col, cols)
                 + f" (design columns: {', '.join(study.design_columns)})", i)
-    fold_by = getattr(a, "fold_by", None)  # held-out kinds: the columns that keep an identity in one fold
-    for i, col in enumerate([] if fold_by is None else [fold_by] if isinstance(fold_by, str) else fold_by):
-        if col not in study.stimuli.columns:
-            add("fold_by", f"column {col!r} is not a stimulus column" + did_you_mean(col, study.design_columns)
-                + " (fold_by: null folds single images)", *(() if isinstance(fold_by, str) else (i,)))
     for col, val in (a.subset or {}).items():
         if col not in study.stimuli.columns:
             add("subset", f"column {col!r} is not a stimulus column" + did_you_mean(col, study.design_columns), col)
@@ -175,34 +197,10 @@ def check_analysis(loaded: LoadedSpec, index: int, study: Study, known: set[str]
             if str(v) not in levels:
                 add("subset", f"value {v!r} does not occur in column {col!r}" + did_you_mean(v, sorted(levels))
                     + f" (values: {', '.join(sorted(levels)[:12])})", col)
-    # formula and reference levels
-    found = analysis_formula(a)
-    if found:
-        fieldname, formula = found
-        frame, fcols = formula_frame_columns(a, study)
-        try:
-            variables = parse_formula(formula).variables
-        except FormulaError as exc:  # parse_spec rejects these already; kept for specs built in code
-            add(fieldname, exc.reason + (f" at column {exc.column}" if exc.column else "") + f" of {formula!r}")
-            variables = ()
-        for var in variables:
-            if var not in fcols:
-                add(fieldname, f"formula names {var!r}, which {frame} lacks" + did_you_mean(var, fcols)
-                    + f" (columns: {', '.join(fcols)})")
-    refs = getattr(a, "reference_levels", None) or {}
-    for col, lev in refs.items():
-        if col not in cols:
-            add("reference_levels", f"column {col!r} is not in the comparison frame" + did_you_mean(col, cols), col)
-            continue
-        if col == "rater_type":
-            levels = {"human", "machine"}
-        elif col in study.stimuli.columns:
-            levels = set(study.stimuli[col].dropna().astype(str))
-        else:
-            continue
-        if str(lev) not in levels:
-            add("reference_levels", f"{lev!r} is not a level of {col!r}" + did_you_mean(lev, sorted(levels))
-                + f" (levels: {', '.join(sorted(levels))})", col)
+    # what only the kind knows (formula frames, reference levels, fold columns, ...)
+    hook = KINDS.get(a.kind).check
+    for p in hook(a, study) if hook else ():
+        add(p.field, p.text, *p.sub)
     return probs
 
 

@@ -1,0 +1,291 @@
+"""One registry for every extension point: analysis kinds, FER models, VLM backends, CLI commands.
+
+A :class:`Registry` maps a name to an entry. Entries come from three places, all looked up the same way:
+
+- **registration in code**: a module calls ``registry.add(name, entry)`` (usually through a decorator such as
+  :func:`emoalign.analysis.kinds.base.register`) when it is imported. A registry that names ``packages``
+  imports each public module of those packages on first use, so a new module dropped into
+  ``emoalign/analysis/kinds/`` (or ``emoalign/raters/fer/``) is found with no list to edit;
+- **lazy entries**: ``registry.add_lazy(name, "package.module:attr", **meta)`` stores the import path (and
+  metadata such as a one-line help, readable with :meth:`Registry.meta` without importing anything); the module
+  is imported the first time the entry is looked up (``emoalign --help`` imports no sub-command);
+- **entry points** of installed distributions (third-party plug-ins): a package declares, in its own
+  ``pyproject.toml``::
+
+      [project.entry-points."emoalign.kinds"]
+      my_kind = "my_package.kinds:my_kind"
+
+  and the entry is loaded lazily, like a lazy entry. Loading it imports the module; when that import does not
+  itself register the name, the loaded object is registered under the entry point's name.
+
+The groups are ``emoalign.kinds`` (analysis kinds), ``emoalign.fer`` (FER models) and ``emoalign.backends``
+(VLM backends). A name registered twice by two different modules is an error naming both. Lookups of an
+unknown name say which names exist, with a did-you-mean. Every registration bumps ``version``, so a cache
+built from a registry (the spec model) can tell when a late registration makes it stale.
+
+This module imports nothing heavy and nothing else of emoalign but ``errors``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from emoalign.errors import EmoalignError, did_you_mean
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A placeholder for an entry not imported yet: ``target`` is ``"package.module:attr"``."""
+
+    target: str
+    origin: str  # who declared it: a module name, or "entry point <name> of <distribution>"
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+
+def load_target(target: str) -> Any:
+    """Import ``"package.module:attr"`` (dotted attr allowed) and return the object; ``"package.module"`` returns
+    the module."""
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """Names -> entries of one extension point.
+
+    Parameters
+    ----------
+    what : str
+        What an entry is, for messages (``"analysis kind"``).
+    group : str, optional
+        Entry-point group of third-party plug-ins (``"emoalign.kinds"``).
+    packages : tuple of str
+        Packages whose public modules (names not starting with ``_``) register entries when imported; they are
+        imported on first use. A module whose import fails because a third-party dependency is missing (no torch
+        in a statistics-only install) is skipped and named when a lookup fails.
+    coerce : callable, optional
+        ``coerce(name, obj) -> entry``: turns what an entry point or lazy entry loads into an entry (default: the
+        object itself).
+
+    Examples
+    --------
+    >>> colours = Registry("colour")
+    >>> colours.add("red", "#ff0000")
+    '#ff0000'
+    >>> colours.add_lazy("join", "os.path:join")
+    >>> colours.get("join").__name__
+    'join'
+    >>> colours.get("rde")
+    Traceback (most recent call last):
+    ...
+    emoalign.errors.EmoalignError: unknown colour 'rde' -- did you mean 'red'?
+      hint: choose one of: join, red
+    """
+
+    def __init__(self, what: str, *, group: str | None = None, packages: tuple[str, ...] = (),
+                 coerce: Callable[[str, Any], T] | None = None):
+        self.what = what
+        self.group = group
+        self.packages = tuple(packages)
+        self.coerce = coerce
+        self.version = 0
+        self._entries: dict[str, T | Lazy] = {}
+        self._origin: dict[str, str] = {}
+        self._meta: dict[str, dict] = {}
+        self._discovered = False
+        self._discovering = False
+        #: module or entry point -> why it could not be imported (named when a lookup fails)
+        self.unavailable: dict[str, str] = {}
+
+    # ---- registration --------------------------------------------------------------------
+    def add(self, name: str, entry: T, *, origin: str | None = None) -> T:
+        """Register ``entry`` under ``name``; ``origin`` is the registering module (for the duplicate message).
+
+        A lazy placeholder of the same name declared for the same module is replaced (the module's own
+        registration supersedes it); so is an entry of the same origin (a module imported twice). Any other
+        second registration of a name is an error naming both modules.
+        """
+        origin = origin or getattr(entry, "__module__", None) or "?"
+        old = self._entries.get(name)
+        if old is not None:
+            same = (isinstance(old, Lazy) and old.module == origin) or self._origin.get(name) == origin
+            if not same:
+                raise EmoalignError(f"{self.what} {name!r} is registered twice: by {self._origin[name]} and by {origin}",
+                                    hint=f"give one of them another name (each {self.what} name must be unique)")
+        self._entries[name] = entry
+        self._origin[name] = origin
+        self.version += 1
+        return entry
+
+    def add_lazy(self, name: str, target: str, *, origin: str | None = None, **meta) -> None:
+        """Register ``name`` as ``"package.module:attr"``, imported when first looked up; ``meta`` (e.g. ``help``)
+        is readable at once with :meth:`meta`."""
+        if ":" not in target:
+            raise ValueError(f"lazy {self.what} target {target!r} must look like 'package.module:attr'")
+        lazy = Lazy(target, origin or target.partition(":")[0])
+        if name in self._entries and self._origin.get(name) != lazy.origin:
+            raise EmoalignError(f"{self.what} {name!r} is registered twice: by {self._origin[name]} and by {lazy.origin}",
+                                hint=f"give one of them another name (each {self.what} name must be unique)")
+        self._entries[name] = lazy
+        self._origin[name] = lazy.origin
+        self._meta[name] = dict(meta)
+        self.version += 1
+
+    # ---- discovery -----------------------------------------------------------------------
+    def discover(self) -> None:
+        """Import the built-in packages' modules and declare the installed entry points (once)."""
+        if self._discovered or self._discovering:
+            return
+        self._discovering = True
+        try:
+            for pkg in self.packages:
+                self._import_package(pkg)
+            if self.group:
+                for ep in entry_points(self.group):
+                    if ep.name not in self._entries:
+                        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+                        self.add_lazy(ep.name, ep.value if ":" in ep.value else f"{ep.value}:",
+                                      origin=f"entry point {ep.name!r} of {dist}")
+            self._discovered = True
+        finally:
+            self._discovering = False
+
+    def _import_package(self, pkg: str) -> None:
+        package = importlib.import_module(pkg)
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            if info.name.startswith("_"):
+                continue
+            name = f"{pkg}.{info.name}"
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.split(".")[0] == "emoalign":
+                    raise
+                self.unavailable[name] = f"needs {exc.name!r}, which is not installed"
+
+    # ---- lookup --------------------------------------------------------------------------
+    def get(self, name: str) -> T:
+        """The entry of ``name`` (lazy entries are imported now); unknown names raise an ``EmoalignError``."""
+        self.discover()
+        if name not in self._entries:
+            raise self.unknown(name)
+        entry = self._entries[name]
+        if isinstance(entry, Lazy):
+            entry = self._resolve(name, entry)
+        return entry  # type: ignore[return-value]
+
+    def _resolve(self, name: str, lazy: Lazy) -> T:
+        try:
+            obj = load_target(lazy.target)
+        except Exception as exc:
+            self.unavailable[lazy.origin] = f"{type(exc).__name__}: {exc}"
+            raise EmoalignError(f"{self.what} {name!r} ({lazy.origin}) cannot be loaded from {lazy.target!r}: "
+                                f"{type(exc).__name__}: {exc}",
+                                hint="install what it needs, or uninstall the package that declares it") from exc
+        current = self._entries.get(name)
+        if current is not lazy and not isinstance(current, Lazy):  # importing the module registered it
+            return current  # type: ignore[return-value]
+        entry = self.coerce(name, obj) if self.coerce else obj
+        self._entries[name] = entry
+        self.version += 1
+        return entry
+
+    def unknown(self, name: str) -> EmoalignError:
+        names = self.names()
+        extra = ("; not loaded: " + "; ".join(f"{m} ({why})" for m, why in self.unavailable.items())
+                 if self.unavailable else "")
+        return EmoalignError(f"unknown {self.what} {name!r}" + did_you_mean(name, names),
+                             hint=f"choose one of: {', '.join(names) or '(none registered)'}{extra}")
+
+    def names(self) -> list[str]:
+        """Registered names in registration order (built-ins first), lazy ones included."""
+        self.discover()
+        return list(self._entries)
+
+    def entries(self) -> dict[str, T]:
+        """Every entry, lazy ones imported; entries that cannot be loaded are left out (and listed in
+        ``unavailable``)."""
+        out = {}
+        for name in self.names():
+            try:
+                out[name] = self.get(name)
+            except EmoalignError:
+                continue
+        return out
+
+    def meta(self, name: str) -> dict:
+        """The metadata given to :meth:`add_lazy` (empty for entries registered in code), without importing."""
+        if name not in self:
+            raise self.unknown(name)
+        return dict(self._meta.get(name, {}))
+
+    def origin(self, name: str) -> str:
+        self.discover()
+        return self._origin[name]
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._entries and not isinstance(self._entries[name], Lazy)
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (tests that register a temporary entry)."""
+        self._entries.pop(name, None)
+        self._origin.pop(name, None)
+        self._meta.pop(name, None)
+        self.version += 1
+
+    def refresh(self) -> None:
+        """Look for built-in modules and installed entry points again on the next lookup (after installing a
+        plug-in in a running process); entries already registered stay."""
+        self._discovered = False
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __setitem__(self, name: str, entry: T) -> None:
+        """Replace an entry without the duplicate check (tests that swap one in, e.g. ``monkeypatch.setitem``);
+        register with :meth:`add`."""
+        self.discover()
+        self._entries[name] = entry
+        self._origin.setdefault(name, "override")
+        self.version += 1
+
+    def __delitem__(self, name: str) -> None:
+        self.remove(name)
+
+    def __contains__(self, name: object) -> bool:
+        self.discover()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.what!r}, {len(self._entries)} entries)"
+
+
+def entry_points(group: str) -> list:
+    """Installed entry points of ``group`` (a function, so tests can substitute a fake distribution's)."""
+    return list(metadata.entry_points(group=group))
+
+
+#: analysis kinds: ``emoalign/analysis/kinds/<kind>.py`` registers with ``@register``; plug-ins: ``emoalign.kinds``
+KINDS: Registry = Registry("analysis kind", group="emoalign.kinds", packages=("emoalign.analysis.kinds",),
+                           coerce=lambda name, obj: getattr(obj, "entry", obj))
+#: FER models: ``emoalign/raters/fer/<model>.py`` registers with ``@fer_model``; plug-ins: ``emoalign.fer``
+FER_MODELS: Registry = Registry("FER model", group="emoalign.fer", packages=("emoalign.raters.fer",))
+#: VLM backends (entry-point group ``emoalign.backends``); ``emoalign.raters.vlm`` registers its own
+BACKENDS: Registry = Registry("VLM backend", group="emoalign.backends")
