@@ -56,6 +56,8 @@ INTERVALS = {"pearson_r": "Fisher z (analytic)", "machine_mean": "t interval", "
 
 
 class AgreementOptions(AnalysisBase):
+    """Dimensional agreement of each machine rater with the human image means (r, ICC, MAE, RMSE, Bland-Altman)."""
+
     kind: Literal["agreement"] = "agreement"
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of every interval.")
     loa_z: float = Field(1.96, gt=0, description="Limits of agreement = bias -/+ loa_z x SD of the differences.")

@@ -44,6 +44,8 @@ INTERVALS = {"accuracy": "Wilson score interval (analytic)", "precision": "Wilso
 
 
 class ClassificationOptions(AnalysisBase):
+    """Categorical agreement with the intended labels (accuracy, macro F1, Cohen's kappa, confusion matrix)."""
+
     kind: Literal["classification"] = "classification"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's "
                                                     "reference, normally the intended emotion).")

@@ -23,6 +23,8 @@ from emoalign.analysis.study import Study
 
 
 class GroupAccuracyOptions(AnalysisBase):
+    """Classification accuracy per group of design cells, with Wilson CIs."""
+
     kind: Literal["group_accuracy"] = "group_accuracy"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's reference).")
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Wilson intervals.")

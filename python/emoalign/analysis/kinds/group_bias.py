@@ -49,6 +49,8 @@ from emoalign.errors import EmoalignError
 
 
 class GroupBiasOptions(AnalysisBase):
+    """Machine - human bias per group, with Wilcoxon signed-rank tests and adjusted p-values."""
+
     kind: Literal["group_bias"] = "group_bias"
     by: list[str] = Field(default_factory=lambda: ["emotion"],
                           description="Design columns defining the groups (default [emotion]).")

@@ -28,6 +28,8 @@ from emoalign.errors import EmoalignError
 
 
 class McNemarOptions(AnalysisBase):
+    """McNemar tests between raters' correctness on the same images."""
+
     kind: Literal["mcnemar"] = "mcnemar"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's reference).")
     correct: bool = Field(True, description="Continuity correction (|b - c| - 1)^2/(b + c) (R mcnemar.test default).")

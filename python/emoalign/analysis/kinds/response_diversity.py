@@ -26,6 +26,8 @@ from emoalign.analysis.study import HUMAN, Study
 
 
 class ResponseDiversityOptions(AnalysisBase):
+    """Response diversity: distinct values, SD and SD ratio to the humans per group."""
+
     kind: Literal["response_diversity"] = "response_diversity"
     by: list[str] = Field(default_factory=lambda: ["emotion"],
                           description="Design columns defining the groups (default [emotion]).")
