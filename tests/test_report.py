@@ -24,7 +24,7 @@ from emoalign.report import tables as T
 from emoalign.report.names import MARK, Names
 from emoalign.report.qmd import assemble_markdown, parse_qmd, to_notebook
 from emoalign.report.results import Results
-from emoalign.report.sample import write_sample_results
+from sample_results import write_sample_results
 from emoalign.resources import quarto_dir
 
 DROPPED = ("race_emotion_accuracy",)
@@ -316,6 +316,68 @@ def test_render_pdf(rendered):
     page = words[0]["page_width"]
     assert right <= page - 1.5 / 2.54 * 72 + 2, right  # nothing runs past the right margin
     assert max(w["y1"] for w in words) <= words[0]["page_height"]
+
+
+def _with(sample, change) -> Results:
+    """The sample's results with the manifest edited in memory by ``change(analyses)``."""
+    import json
+
+    m = json.loads((sample / "manifest.json").read_text())
+    change(m["analyses"])
+    return Results(root=sample, manifest=m)
+
+
+def test_sections_follow_the_role_the_spec_gives_not_the_id(sample):
+    """A spec names its analyses freely and says which part of the paper's report each plays (report: {role});
+    results of specs without roles keep their fixed ids."""
+    def rename(analyses):
+        for a in analyses:
+            if a["id"] == "human_ceiling":           # the paper's ceiling under another id, with its role
+                a["id"], a["title"] = "alpha_of_humans", "Humans"
+                a["options"]["report"] = {"role": "human_ceiling"}
+            if a["id"] == "machine_icc":             # a second reliability analysis: no role, rendered by its kind
+                a["options"]["report"] = {"role": "human_celing"}
+
+    R = _with(sample, rename)
+    assert R.find("human_ceiling") == "alpha_of_humans" and R.find("mcnemar") == "mcnemar"
+    legacy = S.human_ceiling(Results.load(sample))
+    assert S.human_ceiling(R) == legacy                 # same table, same caption, whatever the id
+    further = S.other_analyses(R)
+    assert "alpha_of_humans" not in further and "sec-machine-icc" in further
+    assert "gives the report role `human_celing`, which this report does not have -- did you mean 'human_ceiling'" in further
+
+    def wrong_kind(analyses):
+        for a in analyses:
+            if a["id"] == "mcnemar":
+                a["options"]["report"] = {"role": "human_ceiling"}   # an explicit role wins over the legacy id
+    R = _with(sample, wrong_kind)
+    out = S.human_ceiling(R)
+    assert "Analysis `mcnemar` (kind `mcnemar`) plays the role `human_ceiling`, which needs kind `reliability`" in out
+    assert "tbl-human-ceiling" not in out and "sec-human-ceiling" in S.other_analyses(R)
+
+
+def test_a_section_for_a_kind_is_one_registration(sample):
+    """The report renders any analysis of a kind by the section registered for it (a new module in
+    emoalign/report/sections/ registers with @section); the kind's description comes from the manifest."""
+    from emoalign.report.sections.base import SECTIONS, section
+
+    R = Results.load(sample)
+    before = S.other_analyses(R)
+    assert "sec-vlm-calibration" in before and "Expected calibration error" not in before
+
+    @section("probability_calibration", heading="Probability calibration")
+    def probability_calibration(R, aid, names):
+        df = R.table(aid)
+        return T.md_table(df[["rater", "estimate"]].rename(columns={"estimate": "Expected calibration error"}),
+                          f"{R.title(aid)}: expected calibration error per rater.", f"tbl-{S.slug(aid)}")
+
+    try:
+        after = S.other_analyses(R)
+    finally:
+        SECTIONS.remove("probability_calibration")
+    assert "| Expected calibration error |" in after and "sec-vlm-calibration" in after
+    assert "fig-vlm-calibration" not in after           # its own section, not the generic table + plot
+    assert "Inter-rater reliability: Krippendorff's alpha" in after   # the description of machine_icc's kind
 
 
 def test_cli_report_errors(tmp_path):

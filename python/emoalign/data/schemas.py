@@ -1,4 +1,4 @@
-"""Arrow schemas of every table in the public contract (DESIGN.md, "Public contract").
+"""Arrow schemas of every table in the public contract (docs/results-contract.md and the tables below).
 
 Each table has *required* columns with fixed types; any other columns (design columns such as
 ``race``/``gender``, rater attributes, extra dimensions, per-class probabilities) may ride along.
@@ -31,6 +31,11 @@ import pandas as pd
 import pyarrow as pa
 
 from emoalign.errors import EmoalignError
+
+#: the paper's label set (Tae, Park & Choi 2026: six basic emotions without surprise), in report order
+PAPER_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "neutral")
+#: the same labels in the order the paper's prompt lists them (Figure 2)
+PAPER_PROMPT_ORDER = ("happy", "sad", "angry", "fear", "disgust", "neutral")
 
 #: parse statuses a machine-rating step can carry
 PARSE_STATUSES = ("json", "fence", "regex", "fuzzy", "invalid", "error", "none")

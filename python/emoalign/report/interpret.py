@@ -43,7 +43,7 @@ def kappa_words(k: float) -> str:
 
 
 def human_ceiling(R) -> str:
-    hc = R.table("human_ceiling")
+    hc = R.table(R.find("human_ceiling"))
     if hc is None or hc.empty:
         return ""
     a = hc[hc["metric"] == "krippendorff_alpha"] if "metric" in hc.columns else hc
@@ -56,7 +56,7 @@ def human_ceiling(R) -> str:
         text += (f" Where human agreement is this low ({_list(list(low['dimension']))}), even a rater that matches the "
                  "human consensus perfectly cannot be told apart from noise per rating; machine–human correlations "
                  "there are bounded by the reliability of the human image means.")
-    vc = R.table("variance_decomposition")
+    vc = R.table(R.find("variance_decomposition"))
     if vc is not None and (vc["metric"] == "rater_image_ratio").any():
         ratios = vc[vc["metric"] == "rater_image_ratio"]
         big = ratios[ratios["estimate"] >= 1]
@@ -72,7 +72,7 @@ def human_ceiling(R) -> str:
 
 
 def naturalness(R) -> str:
-    d = R.table("naturalness")
+    d = R.table(R.find("naturalness"))
     if d is None or d.empty:
         return ""
     m = d[(d["metric"] == "mean") & (d["rater"] == "human")].set_index("emotion")["estimate"]
@@ -84,7 +84,7 @@ def naturalness(R) -> str:
 
 
 def classification(R, names: Names, family: dict) -> str:
-    df = R.table("classification")
+    df = R.table(R.find("classification"))
     if df is None:
         return ""
     ov = df[df["emotion"].isna() & df["predicted"].isna()] if "predicted" in df.columns else df[df["emotion"].isna()]
@@ -128,7 +128,7 @@ def _family_r(ag: pd.DataFrame, dim: str, family: dict) -> dict[str, pd.Series]:
 
 
 def dimension(R, dim: str, names: Names, family: dict) -> str:
-    ag = R.table("dimensional_agreement")
+    ag = R.table(R.find("dimensional_agreement"))
     if ag is None or not (ag["dimension"] == dim).any():
         return ""
     fr = _family_r(ag, dim, family)
@@ -161,7 +161,7 @@ def dimension(R, dim: str, names: Names, family: dict) -> str:
 
 
 def strength_inversion(R, family: dict) -> str:
-    ag = R.table("dimensional_agreement")
+    ag = R.table(R.find("dimensional_agreement"))
     if ag is None:
         return ""
     v, a = _family_r(ag, "valence", family), _family_r(ag, "arousal", family)
@@ -178,7 +178,7 @@ def strength_inversion(R, family: dict) -> str:
 
 
 def bias(R, dim: str, names: Names) -> str:
-    b = R.table(f"{dim}_bias")
+    b = R.table(R.find(f"{dim}_bias"))
     if b is None or b.empty:
         return ""
     d = b[b["metric"] == "mean_diff"] if "metric" in b.columns else b
@@ -194,7 +194,7 @@ def bias(R, dim: str, names: Names) -> str:
 
 
 def lmm_tests(R, dim: str, names: Names, reference: str | None) -> str:
-    lmm = R.table(f"{dim}_emotion_lmm")
+    lmm = R.table(R.find(f"{dim}_emotion_lmm"))
     if lmm is None or "effect" not in lmm.columns:
         return ""
     from emoalign.report.tables import lmm_contrast_row, lmm_term_row
@@ -217,7 +217,7 @@ def lmm_tests(R, dim: str, names: Names, reference: str | None) -> str:
 
 
 def response_variance(R, names: Names, family: dict) -> str:
-    d = R.table("response_diversity")
+    d = R.table(R.find("response_diversity"))
     if d is None:
         return ""
     nu = d[d["metric"] == "n_unique"]
@@ -240,7 +240,7 @@ def response_variance(R, names: Names, family: dict) -> str:
 
 
 def demographic(R, names: Names, refs: dict) -> str:
-    d = R.table("demographic_lmm")
+    d = R.table(R.find("demographic_lmm"))
     if d is None or "effect" not in d.columns:
         return ""
     fx = d[(d["effect"] == "fixed") & d["term"].astype(str).str.contains(":") & d["term"].astype(str).str.startswith("rater_type")]

@@ -116,6 +116,35 @@ class Results:
                 return a
         return None
 
+    def role(self, analysis_id: str) -> str | None:
+        """The report role the spec gave the analysis (``report: {role: ...}``), or None."""
+        e = self.entry(analysis_id) or {}
+        return e.get("role") or ((e.get("options") or {}).get("report") or {}).get("role")
+
+    def find(self, role: str) -> str | None:
+        """Id of the analysis that plays ``role`` in the report: the first whose spec entry says
+        ``report: {role: <role>}``; else (specs written before roles) the analysis whose id is the role's name,
+        unless it declares another role; else None."""
+        for a in self.analyses:
+            if a.get("id") and self.role(a["id"]) == role:
+                return a["id"]
+        if self.entry(role) is not None and self.role(role) in (None, role):
+            return role
+        return None
+
+    def description(self, analysis_id: str) -> str:
+        """One line on what the analysis' kind computes: the manifest's (from the kind's registry entry), or for
+        older results the installed kind's, else empty."""
+        e = self.entry(analysis_id) or {}
+        if e.get("description"):
+            return str(e["description"])
+        from emoalign.registry import KINDS
+
+        try:
+            return KINDS.get(str(e.get("kind"))).description
+        except Exception:  # a kind not installed here (a plug-in) or results without a kind
+            return ""
+
     def title(self, analysis_id: str) -> str:
         e = self.entry(analysis_id) or {}
         return e.get("title") or analysis_id
@@ -155,6 +184,7 @@ class Results:
         return _read(path) if path.exists() else None
 
     def ids_of_kind(self, kind: str) -> list[str]:
+        """Ids of the analyses of ``kind``, in spec order."""
         return [a["id"] for a in self.analyses if a.get("kind") == kind]
 
     # --- raters ---------------------------------------------------------------------------

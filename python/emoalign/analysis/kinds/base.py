@@ -34,7 +34,7 @@ class ReportPlacement(BaseModel):
 
     role: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+$",
-        description="The part this analysis plays in the paper's report (docs/report.md lists the roles: "
+        description="The part this analysis plays in the paper's report (docs/architecture.md lists the roles: "
                     "human_ceiling, variance_decomposition, naturalness, classification, mcnemar, dimensional_agreement, "
                     "valence_bias, arousal_bias, valence_emotion_lmm, arousal_emotion_lmm, response_diversity, "
                     "demographic_lmm, race_emotion_accuracy). Without a role, an analysis whose id is one of these "

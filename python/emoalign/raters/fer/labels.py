@@ -27,10 +27,11 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
+from emoalign.data.schemas import PAPER_EMOTIONS
 from emoalign.errors import EmoalignError, format_examples
 
 #: the paper's six study emotions (Tae et al., 2026)
-DEFAULT_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "neutral")
+DEFAULT_EMOTIONS = PAPER_EMOTIONS
 DEFAULT_SCALES = {"valence": (1.0, 9.0), "arousal": (1.0, 9.0)}
 UnmappedPolicy = Literal["renormalise", "abstain"]
 UNMAPPED_POLICIES = ("renormalise", "abstain")

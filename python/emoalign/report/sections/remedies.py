@@ -1,6 +1,5 @@
-"""The report's "Beyond the paper: remedies" section: calibration, prior correction, the models among the
-human raters, and the derived raters they write (the kinds ``calibration``, ``prior_correction``,
-``human_percentile`` and ``study.derived``), rendered by kind, whatever their analysis ids.
+"""The sections of the remedy kinds (``calibration``, ``prior_correction``, ``human_percentile``) and of the
+derived raters they write, shown in the report's "Beyond the paper: remedies", whatever their analysis ids.
 
 Each table shows held-out estimates before and after the remedy with their bootstrap CIs, as the
 kinds wrote them; nothing is re-estimated here.
@@ -17,17 +16,11 @@ from emoalign.report import figures as F
 from emoalign.report import tables as T
 from emoalign.report.names import Names
 from emoalign.report.results import Results
+from emoalign.report.sections.base import section, slug
 
-#: kinds this section renders (the generic "Further analyses" leaves them out)
-KINDS = ("calibration", "prior_correction", "human_percentile")
 METRIC_NAMES = {"mae": "MAE", "rmse": "RMSE", "pearson_r": "r", "mean_diff": "bias (machine − human)",
                 "sd_ratio": "SD ratio", "accuracy": "accuracy", "macro_f1": "macro-F1", "cohen_kappa": "Cohen's κ",
                 "recall": "recall"}
-
-
-def _id(aid: str) -> str:
-    """An analysis id as a cross-reference label part (letters, digits, dashes)."""
-    return "".join(c if c.isalnum() else "-" for c in aid.lower())
 
 
 def _ci(row, digits: int = 3) -> str:
@@ -70,8 +63,21 @@ def derived_raters(R: Results, names: Names) -> str:
                              [r["rater"] for r in d], humans=False), "tbl-derived-raters")
 
 
+def _other_layout(R: Results, aid: str, names: Names) -> str | None:
+    """The generic rendering of a remedy table without ``stage``/``metric`` columns (another version's layout)."""
+    if {"stage", "metric"} <= set(R.table(aid).columns):
+        return None
+    from emoalign.report.sections.generic import generic_body
+
+    return generic_body(R, aid, names)
+
+
 # --- calibration ----------------------------------------------------------------------------------
+@section("calibration", heading="Calibration", place="remedies")
 def calibration(R: Results, aid: str, names: Names) -> str:
+    other = _other_layout(R, aid, names)
+    if other is not None:
+        return other
     df, opts = R.table(aid), R.options(aid)
     per = {"predicted": "the emotion the machine gave", "reference": "the intended emotion", "none": "all images"}[opts.get("per", "predicted")]
     how = (f"{opts.get('method', 'affine')} map per {per}, fitted on {opts.get('folds', 5)} folds grouped by "
@@ -81,7 +87,7 @@ def calibration(R: Results, aid: str, names: Names) -> str:
     sim = names.sim_note(list(pd.unique(df["rater"])))
     md = T.md_table(before_after(ov, ["rater", "dimension", "metric"], names),
                     f"{R.title(aid)}: held-out agreement with the human image mean before and after calibration ({how})."
-                    + sim, f"tbl-{_id(aid)}")
+                    + sim, f"tbl-{slug(aid)}")
     if "emotion" in df.columns and df["emotion"].notna().any():
         mae = df[(df["metric"] == "mae") & df["emotion"].notna()]
         rows = []
@@ -92,7 +98,7 @@ def calibration(R: Results, aid: str, names: Names) -> str:
                 row[e] = f"{T.fnum(s.get('before'), 2)} → {T.fnum(s.get('after'), 2)}"
             rows.append(row)
         md += T.md_table(pd.DataFrame(rows), f"{R.title(aid)}: held-out MAE per intended emotion, before → after." + sim,
-                         f"tbl-{_id(aid)}-emotion")
+                         f"tbl-{slug(aid)}-emotion")
     return md + _reading_calibration(ov, names, opts)
 
 
@@ -111,7 +117,11 @@ def _reading_calibration(ov: pd.DataFrame, names: Names, opts: dict) -> str:
 
 
 # --- prior correction ------------------------------------------------------------------------------
+@section("prior_correction", heading="Label-prior correction", place="remedies")
 def prior_correction(R: Results, aid: str, names: Names) -> str:
+    other = _other_layout(R, aid, names)
+    if other is not None:
+        return other
     df, opts = R.table(aid), R.options(aid)
     src = (f"its answers to the content-free inputs {', '.join(opts.get('content_free_images') or [])}"
            if opts.get("prior") == "content_free" else
@@ -129,12 +139,12 @@ def prior_correction(R: Results, aid: str, names: Names) -> str:
     md = T.md_table(before_after(base, ["rater", "metric"], names, mcnemar),
                     f"{R.title(aid)}: each rater's label probabilities divided by its label prior, estimated from {src}, "
                     f"and the argmax re-taken (Zhao et al. 2021); labels before and after against the intended emotion, "
-                    f"{_level(opts)} percentile bootstrap CIs over images (the change is paired)." + sim, f"tbl-{_id(aid)}")
+                    f"{_level(opts)} percentile bootstrap CIs over images (the change is paired)." + sim, f"tbl-{slug(aid)}")
     rec = df[(df["metric"] == "recall") & df["emotion"].notna()] if "emotion" in df.columns else df.iloc[0:0]
     if len(rec):
         md += T.md_table(before_after(rec, ["rater", "emotion"], names),
                          f"{R.title(aid)}: recall per intended emotion (the share of its faces labelled correctly) before and "
-                         "after." + sim, f"tbl-{_id(aid)}-recall")
+                         "after." + sim, f"tbl-{slug(aid)}-recall")
         sad = rec[(rec["emotion"] == "sad") & (rec["stage"] != "change")]
         if len(sad):
             parts = [f"{names.rater(r)} {T.fnum(g.set_index('stage').loc['before', 'estimate'], 2)} → "
@@ -146,6 +156,7 @@ def prior_correction(R: Results, aid: str, names: Names) -> str:
 
 
 # --- the models among the humans ------------------------------------------------------------------
+@section("human_percentile", heading="The models among the human raters", place="remedies")
 def human_percentile(R: Results, aid: str, names: Names) -> str:
     df, opts = R.table(aid), R.options(aid)
     rows = []
@@ -167,13 +178,13 @@ def human_percentile(R: Results, aid: str, names: Names) -> str:
                     "model's with the same means on the same images; percentile = share of human raters the model agrees "
                     f"with the others better than (ties half), {_level(opts)} CI from a bootstrap over raters and images. "
                     f"r and MAE: means over raters. α: Krippendorff's {opts.get('level', 'ordinal')} alpha of the humans, "
-                    "then with the model as one more coder." + sim, f"tbl-{_id(aid)}")
+                    "then with the model as one more coder." + sim, f"tbl-{slug(aid)}")
     pts = R.extra(aid, "raters")
     if pts is not None and len(pts):
         p, size = percentile_scatter(pts, names)
         md += F.figure_md(p, f"{R.title(aid)}: one point per human rater, their r with the other raters' mean (x) against "
                              "the model's r with the same means on the same images (y); above the diagonal the model agrees "
-                             "better than that rater." + sim, f"fig-{_id(aid)}", width=size[0], height=size[1])
+                             "better than that rater." + sim, f"fig-{slug(aid)}", width=size[0], height=size[1])
     top = df[df["metric"] == "percentile_r"].sort_values("estimate", ascending=False)
     if len(top):
         parts = [f"{names.rater(r.rater)} {r.dimension} {T.fnum(r.estimate, 0)}" for r in top.head(4).itertuples()]
@@ -198,28 +209,3 @@ def percentile_scatter(pts: pd.DataFrame, names: Names):
          + labs(x="human rater's r with the others' mean", y="model's r (same images, same means)", color="") + F.BASE)
     rows = int(np.ceil(n / ncol))
     return p, (F.TEXT_WIDTH, 2.2 * rows + 1.2)
-
-
-def section(R: Results) -> str:
-    """The whole section (markdown); a note when no remedy analysis ran."""
-    names = Names.of(R)
-    md = ""
-    for kind, render, heading in (("calibration", calibration, "Calibration"),
-                                  ("prior_correction", prior_correction, "Label-prior correction"),
-                                  ("human_percentile", human_percentile, "The models among the human raters")):
-        for aid in R.ids_of_kind(kind):
-            table = R.table(aid)
-            if table is not None and not {"stage", "metric"} <= set(table.columns) and kind != "human_percentile":
-                from emoalign.report.sections import generic  # a table of another layout (e.g. another version)
-
-                md += generic(R, aid)
-                continue
-            md += f"\n## {R.title(aid) if R.title(aid) != aid else heading} {{#sec-{_id(aid)}}}\n\n"
-            md += render(R, aid, names) if R.status(aid) == "ok" else f"\n{R.note(aid)}\n\n"
-    derived = derived_raters(R, names)
-    if derived:
-        md += "\n## Derived raters {#sec-derived-raters}\n\n" + derived
-    if not md:
-        return ("\nNo remedy analyses in these results: add `calibration`, `prior_correction` or `human_percentile` "
-                "analyses (see specs/examples/remedies.yaml).\n")
-    return md

@@ -1,16 +1,17 @@
-"""Report sections as markdown strings: the fixed paper sections and the generic per-kind renderer.
+"""The paper's sections: one function per part of ``quarto/report.qmd`` (Tables 1-7, Figures 3-4, the
+replication scorecard, model tables, provenance), each reading the analysis that plays its role
+(:data:`~emoalign.report.sections.base.PAPER_ROLES`).
 
-Each function takes a loaded ``Results`` and returns markdown (tables with ``{#tbl-...}`` captions,
-figures with ``{#fig-...}``). A section whose analysis is missing or failed returns a note instead,
-so a spec without some ids still renders. ``quarto/report.qmd`` prints these from ``output: asis``
-cells. Captions are built from what ran (the options and kind info in the manifest), every table and
-figure that shows simulated data says so, and each section ends with a reading computed from its numbers.
+Each function takes a loaded ``Results`` and returns markdown (tables with ``{#tbl-...}`` captions, figures
+with ``{#fig-...}``). A section whose analysis is missing or failed returns a note instead, so a spec without
+some roles still renders. Captions are built from what ran (the options and kind info in the manifest), every
+table and figure that shows simulated data says so, and each section ends with a reading computed from its
+numbers.
 """
 
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
@@ -19,49 +20,14 @@ from emoalign.report import figures as F
 from emoalign.report import interpret as I
 from emoalign.report import tables as T
 from emoalign.report.names import MARK, Names
-from emoalign.report.remedies import KINDS as REMEDY_KINDS
-from emoalign.report.remedies import section as remedies  # noqa: F401  (the qmd prints S.remedies(R))
 from emoalign.report.results import Results
+from emoalign.report.sections.base import SIG_NOTE, need, note, raters_in as _raters_in, remap_note as _remap_note, slug
+from emoalign.report.sections.base import warnings_note as _warnings
 
-#: analysis ids (specs/paper.yaml) consumed by the fixed sections; all others render generically
-FIXED_IDS = ("human_ceiling", "variance_decomposition", "naturalness", "classification", "mcnemar",
-             "dimensional_agreement", "valence_bias", "arousal_bias", "valence_emotion_lmm", "arousal_emotion_lmm",
-             "response_diversity", "demographic_lmm", "race_emotion_accuracy")
-
-SIG_NOTE = "* p < .05, ** p < .01, *** p < .001"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-
-
-def note(text: str, kind: str = "note") -> str:
-    return f"\n::: {{.callout-{kind}}}\n{text}\n:::\n\n"
-
-
-def _need(R: Results, *ids: str) -> str | None:
-    """None when all analyses are present, else the skip note of the first missing one."""
-    for i in ids:
-        if R.status(i) != "ok":
-            return note(R.note(i))
-    return None
-
-
-def _warnings(R: Results, aid: str, about: str | None = None) -> str:
-    """A note with the analysis' flagged-row legend and its warnings (only those mentioning ``about``, when given)."""
-    e = R.entry(aid) or {}
-    w = [x for x in e.get("warnings") or [] if about is None or about in str(x)]
-    flagged = e.get("flagged") or {}
-    if not w and not flagged:
-        return ""
-    text = ""
-    if flagged:
-        text += (f"Estimates marked {T.FLAG_MARK} come from flagged rows (column `flag`): "
-                 + ", ".join(f"{k} ({v} rows)" for k, v in flagged.items()) + ". ")
-    if w:
-        text += f"Warnings from `{aid}`: " + "; ".join(str(x) for x in w[:5]) + (f" (+{len(w) - 5} more)" if len(w) > 5 else "")
-    return note(text)
-
+__all__ = ["title_banner", "study_design", "rater_provenance", "human_ceiling", "variance_decomposition", "naturalness",
+           "classification", "mcnemar", "dimension_summary", "bias", "bland_altman", "strength_inversion",
+           "response_variance", "demographic", "race_emotion_accuracy", "replication", "model_details",
+           "provenance_footer"]
 
 def trials_per_image(study: dict) -> str:
     """One sentence on the human design's balance (the manifest's trials-per-image distribution)."""
@@ -75,22 +41,10 @@ def trials_per_image(study: dict) -> str:
     return (f"Human design: **unbalanced**, {T.fnum(t.get('min'), 0)}–{T.fnum(t.get('max'), 0)} trials per image "
             f"(median {T.fnum(t.get('median'), 0)}" + (f"; {int(top[1]):,} of {T.fnum(study.get('n_images'))} images "
                                                        f"have {top[0]}" if top else "") + ").\n\n")
+
+
 def _names(R: Results) -> Names:
     return Names.of(R)
-
-
-def _raters_in(df: pd.DataFrame, col: str = "rater") -> list[str]:
-    return [str(r) for r in pd.unique(df[col])] if col in df.columns else []
-
-
-def _remap_note(R: Results, raters) -> str:
-    """Caption sentence for raters whose native classes were mapped onto the study's labels."""
-    out = []
-    for r in raters:
-        e = R.rater_entry(r)
-        if e.get("label_map"):
-            out.append(f"{Names.of(R).rater(r)}: {T.label_map_text(e)}")
-    return (" Label mapping: " + "; ".join(out) + ".") if out else ""
 
 
 # --- title page ------------------------------------------------------------------------------
@@ -154,23 +108,23 @@ def rater_provenance(R: Results) -> str:
 
 # --- human ceiling ---------------------------------------------------------------------------
 def human_ceiling(R: Results) -> str:
-    miss = _need(R, "human_ceiling")
+    (aid,), miss = need(R, "human_ceiling")
     if miss:
         return miss
     n = _names(R)
-    df = R.table("human_ceiling")
+    df = R.table(aid)
     cap = ("Human inter-rater reliability, the ceiling machine raters are judged against: "
-           + C.reliability(R.options("human_ceiling"), df) + "." + n.sim_note(["human"]))
+           + C.reliability(R.options(aid), df) + "." + n.sim_note(["human"]))
     return (T.md_table(T.ceiling(df, n), cap, "tbl-human-ceiling") + trials_per_image(R.study)
-            + _warnings(R, "human_ceiling"))
+            + _warnings(R, aid))
 
 
 def variance_decomposition(R: Results) -> str:
-    miss = _need(R, "variance_decomposition")
+    (aid,), miss = need(R, "variance_decomposition")
     if miss:
         return miss
-    df = R.table("variance_decomposition")
-    opts, info = R.options("variance_decomposition"), R.info("variance_decomposition")
+    df = R.table(aid)
+    opts, info = R.options(aid), R.info(aid)
     n = _names(R)
     fixed = opts.get("fixed") or []
     formula = info.get("formula") or opts.get("formula") or "rating ~ 1 + (1|rater_id) + (1|image_id)"
@@ -185,30 +139,31 @@ def variance_decomposition(R: Results) -> str:
     if p is not None:
         md += F.figure_md(p, "Share of human rating variance due to raters, images and residual." + n.sim_note(["human"]),
                           "fig-variance", width=size[0], height=size[1])
-    return md + I.human_ceiling(R) + _warnings(R, "variance_decomposition")
+    return md + I.human_ceiling(R) + _warnings(R, aid)
 
 
 def naturalness(R: Results) -> str:
-    if R.status("naturalness") != "ok":
+    (aid,), miss = need(R, "naturalness")
+    if miss:
         return ""
     n = _names(R)
-    t = T.naturalness(R.table("naturalness"))
+    t = T.naturalness(R.table(aid))
     return (T.md_table(t, "Naturalness of the stimuli: human ratings per intended emotion, mean and SD of the raw "
                           "ratings (paper §2.4)." + n.sim_note(["human"]), "tbl-naturalness") + I.naturalness(R))
 
 
 # --- classification --------------------------------------------------------------------------
 def classification(R: Results) -> str:
-    miss = _need(R, "classification")
+    (aid,), miss = need(R, "classification")
     if miss:
         return miss
-    df = R.table("classification")
+    df = R.table(aid)
     n = _names(R)
     raters = _raters_in(df)
-    opts = R.options("classification")
+    opts = R.options(aid)
     ci = f"{100 * float(opts.get('ci_level', 0.95)):.0f}%"
     sim, remap = n.sim_note(raters, humans=False), _remap_note(R, raters)
-    ref = R.info("classification").get("reference") or "emotion"
+    ref = R.info(aid).get("reference") or "emotion"
     md = T.md_table(T.classification_ranking(df, R.rater_family(), n),
                     f"Overall emotion classification against the intended labels (`{ref}`), ranked by Cohen's κ "
                     f"(paper Table 1). Accuracy: Wilson {ci} CI; κ: asymptotic {ci} CI (Fleiss, Cohen & Everitt); macro "
@@ -223,16 +178,16 @@ def classification(R: Results) -> str:
         p, size = F.confusion_heatmaps(df, n)
         md += F.figure_md(p, "Confusion matrices per rater (row proportions: the share of each intended emotion's images "
                              "given each label)." + remap + sim, "fig-confusion", width=size[0], height=size[1])
-    return md + I.classification(R, n, R.rater_family()) + _warnings(R, "classification")
+    return md + I.classification(R, n, R.rater_family()) + _warnings(R, aid)
 
 
 def mcnemar(R: Results) -> str:
-    miss = _need(R, "mcnemar")
+    (aid,), miss = need(R, "mcnemar")
     if miss:
         return miss
-    df = R.table("mcnemar")
+    df = R.table(aid)
     n = _names(R)
-    opts = R.options("mcnemar")
+    opts = R.options(aid)
     adj = C.adjustment(opts.get("adjust", "holm"), n_tests=len(df))
     base = (f"{C.mcnemar(opts)}. n10 = images rater A labels correctly and rater B does not; n01 = the reverse; "
             f"Δ accuracy = (n10 − n01) / n; {adj} ({SIG_NOTE}).")
@@ -258,19 +213,19 @@ def mcnemar(R: Results) -> str:
                          "models: the simulated rater's correctness is drawn from published accuracies. " + base
                          + _remap_note(R, raters_of(kinds["mixed"])) + n.sim_note(raters_of(kinds["mixed"]), humans=False),
                          "tbl-mcnemar-mixed")
-    return md + _warnings(R, "mcnemar")
+    return md + _warnings(R, aid)
 
 
 # --- dimensions ------------------------------------------------------------------------------
 def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
-    miss = _need(R, "dimensional_agreement")
+    (aid,), miss = need(R, "dimensional_agreement")
     if miss:
         return miss
-    df = R.table("dimensional_agreement")
+    df = R.table(aid)
     if not (df["dimension"] == dimension).any():
         return note(f"`dimensional_agreement` has no {dimension} rows.")
     n = _names(R)
-    opts = R.options("dimensional_agreement")
+    opts = R.options(aid)
     ci = f"{100 * float(opts.get('ci_level', 0.95)):.0f}%"
     raters = _raters_in(df[df["dimension"] == dimension])
     cap = (f"{dimension.capitalize()} agreement with the human mean per image (paper Table {table_no}): Pearson r "
@@ -279,17 +234,11 @@ def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
            f"(bias ± {float(opts.get('loa_z', 1.96)):g} SD), SD ratio (machine SD / human SD; > 1: polarity exaggeration), "
            "and model and human M (SD) over images; ranked by r." + n.sim_note(raters))
     return (T.md_table(T.dimension_summary(df, dimension, R.rater_family(), n), cap, f"tbl-{dimension}")
-            + _warnings(R, "dimensional_agreement", dimension) + I.dimension(R, dimension, n, R.rater_family()))
-
-
-def _emotion_reference(R: Results, lid: str) -> str | None:
-    refs = C.lmm_refs(R.options(lid), R.info(lid))
-    return refs.get("emotion")
+            + _warnings(R, aid, dimension) + I.dimension(R, dimension, n, R.rater_family()))
 
 
 def bias(R: Results, dimension: str, table_no: int) -> str:
-    bid, lid = f"{dimension}_bias", f"{dimension}_emotion_lmm"
-    miss = _need(R, bid)
+    (bid,), miss = need(R, f"{dimension}_bias")
     if miss:
         return miss
     n = _names(R)
@@ -300,9 +249,10 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
     cap = (f"Per-emotion {dimension} bias, machine − human mean over each emotion's images (paper Table {table_no}). "
            f"Marks: {C.wilcoxon(bo)} of the per-image differences, {adj} ({SIG_NOTE})." + n.sim_note(_raters_in(b)))
     md = T.md_table(T.bias_table(b, n), cap, f"tbl-{dimension}-bias") + _warnings(R, bid) + I.bias(R, dimension, n)
+    (lid,), miss = need(R, f"{dimension}_emotion_lmm")
+    if miss:
+        return md + miss
     lmm = R.table(lid)
-    if lmm is None:
-        return md + note(R.note(lid))
     opts, info = R.options(lid), R.info(lid)
     refs = C.lmm_refs(opts, info)
     ref = refs.get("emotion")
@@ -321,15 +271,15 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
 
 
 def bland_altman(R: Results) -> str:
-    miss = _need(R, "dimensional_agreement")
+    (aid,), miss = need(R, "dimensional_agreement")
     if miss:
         return miss
-    pts = R.extra("dimensional_agreement", "points")
+    pts = R.extra(aid, "points")
     if pts is None or pts.empty:
         return note("`dimensional_agreement` wrote no `points` table, so the Bland–Altman plots are skipped.")
     n = _names(R)
-    z = float(R.options("dimensional_agreement").get("loa_z", 1.96))
-    p, size = F.bland_altman(pts, R.table("dimensional_agreement"), n)
+    z = float(R.options(aid).get("loa_z", 1.96))
+    p, size = F.bland_altman(pts, R.table(aid), n)
     return F.figure_md(p, "Bland–Altman plots per rater and dimension: machine − human difference against the mean of "
                           f"the two per image, with the bias (solid), the limits of agreement (bias ± {z:g} SD, dashed) and "
                           "the proportional-bias regression of the difference on the mean (dotted; Bland & Altman 1999)."
@@ -337,11 +287,11 @@ def bland_altman(R: Results) -> str:
 
 
 def strength_inversion(R: Results) -> str:
-    miss = _need(R, "dimensional_agreement")
+    (aid,), miss = need(R, "dimensional_agreement")
     if miss:
         return miss
     n = _names(R)
-    ag = R.table("dimensional_agreement")
+    ag = R.table(aid)
     p, size = F.strength_inversion(ag, R.rater_family(), n)
     return F.figure_md(p, "Strength inversion (paper Figure 3): valence r (x) against arousal r (y) with the human mean "
                           "per rater, 95% CIs both ways; dashed: equal r on both dimensions (raters above it track arousal "
@@ -350,12 +300,12 @@ def strength_inversion(R: Results) -> str:
 
 
 def response_variance(R: Results) -> str:
-    miss = _need(R, "response_diversity")
+    (aid,), miss = need(R, "response_diversity")
     if miss:
         return miss
-    df = R.table("response_diversity")
+    df = R.table(aid)
     n = _names(R)
-    hsd = R.options("response_diversity").get("human_sd", "trials")
+    hsd = R.options(aid).get("human_sd", "trials")
     human = "raw human trials" if hsd == "trials" else "human image means"
     dims = F.dim_order(df["dimension"]) if "dimension" in df.columns else [None]
     md = ""
@@ -375,12 +325,12 @@ def response_variance(R: Results) -> str:
 
 # --- demographics ----------------------------------------------------------------------------
 def demographic(R: Results) -> str:
-    miss = _need(R, "demographic_lmm")
+    (aid,), miss = need(R, "demographic_lmm")
     if miss:
         return miss
-    df = R.table("demographic_lmm")
+    df = R.table(aid)
     n = _names(R)
-    opts, info = R.options("demographic_lmm"), R.info("demographic_lmm")
+    opts, info = R.options(aid), R.info(aid)
     refs = C.lmm_refs(opts, info)
     formula = info.get("formula") or opts.get("formula")
     what = f"{C.formula(formula)}, one model per rater and dimension ({C.df_method(opts, info)}; {C.reference_levels(refs, n)})"
@@ -396,15 +346,15 @@ def demographic(R: Results) -> str:
     md += T.md_table(T.lmm_coefficients(fx, n, refs),
                      f"Demographic LMM: the machine effect and its interactions with the demographic columns; {what}. "
                      f"({SIG_NOTE}, unadjusted.)" + n.sim_note(_raters_in(df)), "tbl-demographic-lmm")
-    return md + _warnings(R, "demographic_lmm") + I.demographic(R, n, refs)
+    return md + _warnings(R, aid) + I.demographic(R, n, refs)
 
 
 def race_emotion_accuracy(R: Results) -> str:
-    miss = _need(R, "race_emotion_accuracy")
+    (aid,), miss = need(R, "race_emotion_accuracy")
     if miss:
         return miss
     n = _names(R)
-    df = R.table("race_emotion_accuracy")
+    df = R.table(aid)
     return T.md_table(T.group_accuracy(df, n), "Intersectional classification accuracy: proportion correct per design "
                       "cell with Wilson 95% CI (paper §4.5)." + n.sim_note(_raters_in(df), humans=False),
                       "tbl-race-emotion-accuracy")
@@ -425,7 +375,7 @@ def replication(R: Results) -> str:
     except EmoalignError as exc:
         return note(f"The published values named by `compare_to` could not be loaded: {exc}")
     n = _names(R)
-    card = scorecard(R.table, pub, ct.get("raters") or {})
+    card = scorecard(lambda aid: R.table(R.find(aid) or aid), pub, ct.get("raters") or {})
     summ = summary(card, pub.tables())
     simulated = bool(R.simulation) or any(r.get("simulated") for r in R.raters)
     rule = ("A published value is inside when it lies in this study's 95% CI (widened by half a unit of its last printed "
@@ -468,57 +418,6 @@ def model_details(R: Results) -> str:
                              f"{', '.join(opts.get('contrast_by') or []) or 'the whole data'}, df as the model, unadjusted p."
                              + n.sim_note(_raters_in(df)), f"tbl-model-{slug(aid)}-emmeans")
     return md or "\nNo mixed models in these results.\n"
-
-
-# --- generic ---------------------------------------------------------------------------------
-KIND_BLURB = {
-    "reliability": "Inter-rater reliability (Krippendorff's α / ICC).",
-    "variance_components": "Variance components of a random-effects model.",
-    "classification": "Categorical agreement with the intended labels.",
-    "mcnemar": "McNemar tests between raters' correctness.",
-    "agreement": "Dimensional agreement with the human mean.",
-    "group_bias": "Machine − human bias per group, Wilcoxon signed-rank tests.",
-    "lmm": "Linear mixed model.",
-    "response_diversity": "Response diversity (distinct values, SD, SD ratio to humans).",
-    "group_accuracy": "Classification accuracy per group (Wilson CI).",
-}
-
-
-def generic(R: Results, aid: str, level: int = 2) -> str:
-    """Any analysis by its kind: heading, a tidy table and a default estimate plot."""
-    e = R.entry(aid) or {}
-    kind = e.get("kind", "?")
-    n = _names(R)
-    md = f"\n{'#' * level} {R.title(aid)} {{#sec-{slug(aid)}}}\n\n"
-    blurb = KIND_BLURB.get(kind, "")
-    if kind == "lmm":
-        opts, info = R.options(aid), R.info(aid)
-        blurb = (f"Linear mixed model {C.formula(info.get('formula') or opts.get('formula'))} "
-                 f"({C.df_method(opts, info)}; {C.reference_levels(C.lmm_refs(opts, info), n) or 'R default reference levels'}).")
-    md += f"{blurb} (Analysis `{aid}`, kind `{kind}`.)\n\n"
-    if R.status(aid) != "ok":
-        return md + note(R.note(aid))
-    df = R.table(aid)
-    if kind == "lmm" and "effect" in df.columns:
-        df = df[df["effect"] != "ran_pars"] if (df["effect"] == "fixed").any() else df
-    raters = [*_raters_in(df), *_raters_in(df, "raters")]
-    sim = n.sim_note([x.strip() for r in raters for x in r.split(",")])
-    shown, left = T.generic(df, names=n)
-    more = f" First {len(shown)} of {len(shown) + left} rows; the download holds them all." if left else ""
-    md += T.md_table(shown, f"{R.title(aid)}.{more}" + sim, f"tbl-{slug(aid)}", csv=df)
-    p, size = F.generic_plot(df, names=n)
-    if p is not None:
-        md += F.figure_md(p, f"{R.title(aid)}: estimates" + (" with 95% CIs." if "conf_low" in df.columns else ".") + sim,
-                          f"fig-{slug(aid)}", width=size[0], height=size[1])
-    return md + _warnings(R, aid)
-
-
-def other_analyses(R: Results) -> str:
-    ids = [a["id"] for a in R.analyses if a.get("id") not in FIXED_IDS and a.get("kind") not in REMEDY_KINDS]
-    if not ids:
-        return "\nThis study ran only the analyses of the sections above.\n"
-    return ("\nThe analyses below go beyond the paper's tables. Each is shown with its results table and a plot of "
-            "its estimates.\n" + "".join(generic(R, aid) for aid in ids))
 
 
 # --- provenance ------------------------------------------------------------------------------
