@@ -22,7 +22,7 @@ pytestmark = pytest.mark.r
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     pytest.importorskip("rpy2")
-    from emoalign.report.demo import run_demo
+    from emoalign.pipeline import run_demo
 
     lines: list[str] = []
     res = run_demo(tmp_path_factory.mktemp("demo"), profile="small", pdf=True, progress=False, echo=lines.append)
@@ -121,7 +121,7 @@ def test_demo_pdf_text(demo):
 
 
 def test_demo_refuses_existing(demo):
-    from emoalign.report.demo import run_demo
+    from emoalign.pipeline import run_demo
 
     res, _ = demo
     with pytest.raises(EmoalignError, match="already holds a demo"):
@@ -144,7 +144,7 @@ def test_added_analysis_renders_generically(demo, tmp_path):
     import yaml
 
     from emoalign.analysis.engine import run_spec
-    from emoalign.report.render import render_report
+    from emoalign.render import render_report
 
     res, _ = demo
     spec = yaml.safe_load(res.spec.read_text())

@@ -22,7 +22,7 @@ from emoalign.report import captions as C
 from emoalign.report import sections as S
 from emoalign.report import tables as T
 from emoalign.report.names import MARK, Names
-from emoalign.report.qmd import assemble_markdown, parse_qmd, to_notebook
+from emoalign.render.qmd import assemble_markdown, parse_qmd, to_notebook
 from emoalign.report.results import Results
 from sample_results import write_sample_results
 from emoalign.resources import quarto_dir
@@ -37,7 +37,7 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rendered(sample, tmp_path_factory):
-    from emoalign.report.render import render_report
+    from emoalign.render import render_report
 
     out = tmp_path_factory.mktemp("report")
     res = render_report(sample, out / "report.html", out / "report.pdf", engine="offline", progress=False,

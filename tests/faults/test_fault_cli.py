@@ -264,7 +264,7 @@ def test_cli_fault(case, scratch, capsys, monkeypatch):
     t0 = time.perf_counter()
     if case.unprivileged:
         import emoalign.cli.humans, emoalign.cli.infer, emoalign.cli.report, emoalign.cli.simulate  # noqa: E401,F401
-        import emoalign.cli.stimuli, emoalign.analysis.engine, emoalign.report.render  # noqa: E401,F401
+        import emoalign.cli.stimuli, emoalign.analysis.engine, emoalign.render  # noqa: E401,F401
         import torch  # noqa: F401  (imported as root: the unprivileged user only runs code)
 
         with unprivileged():

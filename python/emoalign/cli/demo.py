@@ -28,7 +28,7 @@ def demo(out: Path, profile: str, seed: int | None, no_pdf: bool, force: bool, q
       4. report    report.html (+ report.pdf)
     The report marks which raters are SIMULATED profiles and which are real model runs.
     """
-    from emoalign.report.demo import run_demo
+    from emoalign.pipeline import run_demo
 
     res = run_demo(out, profile=profile, seed=seed, pdf=not no_pdf, force=force, progress=not quiet, echo=click.echo)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())

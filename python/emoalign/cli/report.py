@@ -40,7 +40,7 @@ def report(results: Path, html: Path | None, pdf: Path | None, engine: str, keep
     """
     from emoalign.data.io import ensure_writable_file
     from emoalign.errors import EmoalignError
-    from emoalign.report.render import render_report
+    from emoalign.render import render_report
     from emoalign.report.results import Results
 
     if html is None and pdf is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emoalign.errors import EmoalignError
-from emoalign.report.qmd import assemble_markdown, header_includes, number_captions, pandoc_args, parse_qmd, to_notebook
+from emoalign.render.qmd import assemble_markdown, header_includes, number_captions, pandoc_args, parse_qmd, to_notebook
 from emoalign.resources import quarto_dir
 
 CSS = """

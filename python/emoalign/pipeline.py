@@ -1,4 +1,4 @@
-"""The end-to-end demo: simulate a study -> real FER inference -> analyze -> report.
+"""The whole pipeline behind `emoalign demo`: simulate a study -> real FER inference -> analyze -> report.
 
 Stages (each timed and reported):
 
@@ -119,7 +119,7 @@ def run_demo(out, *, profile: str = "paper", seed: int | None = None, pdf: bool 
 
     # 4. report
     tok = stage("report", "rendering the report (HTML" + (" + PDF" if pdf else "") + ")")
-    from emoalign.report.render import render_report
+    from emoalign.render import render_report
 
     rr = render_report(results_dir, out / "report.html", out / "report.pdf" if pdf else None, progress=progress)
     res.html, res.pdf = rr.html, rr.pdf
