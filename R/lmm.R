@@ -179,21 +179,28 @@ glance_lmer <- function(fit, rec) {
 # lme4 signals singular fits (message "boundary (singular) fit") and fit_lmer signals convergence failures
 # and restarts; emoalign_call captures both, so the functions below do not repeat them.
 
+# The spec's df_method ("satterthwaite", "kenward_roger", "asymptotic": the one spelling from YAML to here) as
+# each R package spells it: lmerTest's summary(ddf = ...) (NA: lme4's z tests) and emmeans' lmer.df.
+DF_METHODS <- list(satterthwaite = c(lmerTest = "Satterthwaite", emmeans = "satterthwaite"),
+                   kenward_roger = c(lmerTest = "Kenward-Roger", emmeans = "kenward-roger"),
+                   asymptotic = c(lmerTest = NA_character_, emmeans = "asymptotic"))
+df_spelling <- function(df_method, package) {
+  if (!df_method %in% names(DF_METHODS)) stop(sprintf("unknown df_method '%s'", df_method))
+  unname(DF_METHODS[[df_method]][[package]])
+}
+
 # Fit `formula` (fit_lmer: checked for convergence, restarted when lme4's check fails) and return
 # list(table, glance). table rows:
 #   effect = "fixed": term, estimate, std_error, statistic (t), df, p_value, conf_low, conf_high
 #     (Wald intervals estimate +- qt(1 - (1 - conf_level)/2, df) * SE; df = Inf (normal) for "asymptotic")
 #   effect = "ran_pars": group, term = "var__<name>" / "cov__<a>.<b>", estimate (variance / covariance)
-#   effect = "fit": term in AIC, BIC, logLik, deviance, nobs, singular (kept for compatibility; the
-#     model-level record, with the convergence checks, is `glance`)
-# glance: one row, see fit_lmer.
-# df_method: "satterthwaite" | "kenward_roger" (lmerTest) | "asymptotic" (lme4, z tests).
+# glance: one row with the model-level statistics (AIC, BIC, logLik, deviance, nobs, ...), see fit_lmer.
+# df_method: "satterthwaite" | "kenward_roger" (lmerTest) | "asymptotic" (lme4, z tests); see df_spelling.
 fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthwaite",
                     conf_level = 0.95, reml = TRUE, contrast = NULL, contrast_by = NULL,
                     restart = "bobyqa", grad_tol = 0.002) {
   df <- set_reference_levels(df, reference_levels)
-  ddf <- switch(df_method, satterthwaite = "Satterthwaite", kenward_roger = "Kenward-Roger", asymptotic = NA,
-                stop(sprintf("unknown df_method '%s'", df_method)))
+  ddf <- df_spelling(df_method, "lmerTest")
   fitted <- fit_lmer(formula, df, REML = reml, restart = restart, grad_tol = grad_tol, lmertest = !is.na(ddf))
   fit <- fitted$fit
   if (is.na(ddf)) {
@@ -219,15 +226,7 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
   ran <- data.frame(effect = "ran_pars", group = vc$grp, term = vterm, estimate = vc$vcov,
                     std_error = NA_real_, statistic = NA_real_, df = NA_real_, p_value = NA_real_,
                     conf_low = NA_real_, conf_high = NA_real_, stringsAsFactors = FALSE)
-  ll <- stats::logLik(fit)
-  fitstats <- c(AIC = stats::AIC(fit), BIC = stats::BIC(fit), logLik = as.numeric(ll),
-                deviance = stats::deviance(fit, REML = FALSE), nobs = stats::nobs(fit),
-                singular = as.numeric(lme4::isSingular(fit)))
-  fitrows <- data.frame(effect = "fit", group = NA_character_, term = names(fitstats),
-                        estimate = unname(fitstats), std_error = NA_real_, statistic = NA_real_,
-                        df = NA_real_, p_value = NA_real_, conf_low = NA_real_, conf_high = NA_real_,
-                        stringsAsFactors = FALSE)
-  out <- rbind(fixed, ran, fitrows)
+  out <- rbind(fixed, ran)
   if (!is.null(contrast)) {
     ct <- lmm_contrasts(fit, contrast, contrast_by, df_method, conf_level)
     for (b in contrast_by) out[[b]] <- NA_character_
@@ -245,8 +244,7 @@ fit_lmm <- function(df, formula, reference_levels = NULL, df_method = "satterthw
 # Rows: effect = "contrast", term = "<level> - <reference>", the `by` columns, estimate, std_error,
 # statistic (t), df, p_value (unadjusted), conf_low, conf_high.
 lmm_contrasts <- function(fit, factor, by = NULL, df_method = "satterthwaite", conf_level = 0.95) {
-  lmer_df <- switch(df_method, satterthwaite = "satterthwaite", kenward_roger = "kenward-roger",
-                    asymptotic = "asymptotic")
+  lmer_df <- df_spelling(df_method, "emmeans")
   emm <- emmeans::emmeans(fit, specs = factor, by = by, lmer.df = lmer_df,
                           lmerTest.limit = Inf, pbkrtest.limit = Inf)
   ct <- emmeans::contrast(emm, method = "trt.vs.ctrl", ref = 1, adjust = "none")

@@ -43,7 +43,7 @@ def test_fixed_effects_match_statsmodels_mixedlm(r):
                       reference_levels={"emotion": "angry", "rater_type": "human"})
     from emoalign.analysis.kinds.lmm import fit
 
-    t, _, w = fit(opts, df, r)
+    t, glance, w = fit(opts, df, r)
     fixed = t[t.effect == "fixed"].set_index("term")
     sm = smf.mixedlm("rating ~ rater_type * emotion", df, groups=df["image_id"]).fit(reml=True)
     names = {"Intercept": "(Intercept)", "rater_type[T.machine]": "rater_typemachine",
@@ -64,8 +64,10 @@ def test_fixed_effects_match_statsmodels_mixedlm(r):
     row = fixed.loc["rater_typemachine:emotionhappy"]
     q = stats.t.ppf(0.975, row["df"])
     assert row["conf_low"] == pytest.approx(row["estimate"] - q * row["std_error"], abs=1e-10)
-    fits = t[t.effect == "fit"].set_index("term")["estimate"]
-    assert fits["nobs"] == len(df) and np.isfinite(fits["AIC"]) and fits["singular"] == 0
+    fits = glance.iloc[0]  # model-level statistics: the glance table (results contract 2)
+    assert fits["nobs"] == len(df) and np.isfinite(fits["AIC"]) and not fits["singular"]
+    assert fits["logLik"] == pytest.approx(sm.llf, abs=1e-4)  # REML log-likelihood, as statsmodels
+    assert "fit" not in set(t["effect"])
 
 
 def test_satterthwaite_df_matches_lmertest_directly_unbalanced(r):
@@ -116,10 +118,11 @@ def test_planted_emotion_bias_recovered_within_cis(tmp_path, r):
         assert f.loc[term, "conf_low"] <= value <= f.loc[term, "conf_high"], term
         assert abs(f.loc[term, "estimate"] - value) < 0.25
     # per-rater models: one model per machine rater vs the human aggregate; frame = human + that rater
-    both = run_lmm(opts.model_copy(update={"raters": ["gemma3", "fer_a"], "formula": "rating ~ rater_type + (1|image_id)",
-                                           "reference_levels": {}}), study, r).table
+    both_res = run_lmm(opts.model_copy(update={"raters": ["gemma3", "fer_a"], "formula": "rating ~ rater_type + (1|image_id)",
+                                               "reference_levels": {}}), study, r)
+    both = both_res.table
     assert set(both["rater"]) == {"gemma3", "fer_a"}
-    nobs = both[(both.effect == "fit") & (both.term == "nobs")].set_index("rater")["estimate"]
+    nobs = both_res.extra["glance"].set_index("rater")["nobs"]
     assert (nobs == 2 * info["n_images"]).all()
     fer = both[(both.rater == "fer_a") & (both.term == "rater_typemachine")].iloc[0]
     assert fer["conf_low"] <= 0.3 <= fer["conf_high"]  # planted constant bias of fer_a
@@ -179,7 +182,6 @@ def test_singular_fit_message_captured_not_printed(r, capfd):
 
     t, glance, warnings = fit(LmmOptions(id="m", kind="lmm", formula="rating ~ rater_type + (1|image_id)"), df, r)
     assert any("singular" in w for w in warnings)
-    assert t.loc[t.term == "singular", "estimate"].item() == 1
     assert (t["flag"] == "singular fit").all() and bool(glance["singular"].item())
     assert t.loc[t.effect == "fixed", "p_value"].notna().all()  # kept (reduced model), flagged
     err = capfd.readouterr().err
@@ -225,16 +227,18 @@ analyses:
 def test_pooled_model_and_by_groups(tmp_path, r):
     info = write_study(tmp_path, seed=3)
     study, _, _ = load_study(load_spec(info["spec"]))
-    pooled = run_lmm(LmmOptions(id="p", kind="lmm", raters="machines", dimension="valence", per_rater=False,
-                                formula="rating ~ rater + (1|image_id)", reference_levels={"rater": "human"}),
-                     study, r).table
+    pooled_res = run_lmm(LmmOptions(id="p", kind="lmm", raters="machines", dimension="valence", per_rater=False,
+                                    formula="rating ~ rater + (1|image_id)", reference_levels={"rater": "human"}),
+                         study, r)
+    pooled = pooled_res.table
     assert set(pooled["rater"]) == {"fer_a,gemma3"}
-    assert pooled.loc[pooled.term == "nobs", "estimate"].item() == 3 * info["n_images"]
+    assert pooled_res.extra["glance"]["nobs"].item() == 3 * info["n_images"]
     assert {"raterfer_a", "ratergemma3"} <= set(pooled["term"])
-    by = run_lmm(LmmOptions(id="b", kind="lmm", raters=["gemma3"], dimension="valence", by=["race"],
-                            formula="rating ~ rater_type + (1|image_id)"), study, r).table
+    by_res = run_lmm(LmmOptions(id="b", kind="lmm", raters=["gemma3"], dimension="valence", by=["race"],
+                                formula="rating ~ rater_type + (1|image_id)"), study, r)
+    by = by_res.table
     assert list(by.columns[:4]) == ["rater", "dimension", "race", "effect"]
-    nobs = by[by.term == "nobs"].set_index("race")["estimate"]
+    nobs = by_res.extra["glance"].set_index("race")["nobs"]
     assert dict(nobs) == {"Black": 96, "Caucasian": 96, "Korean": 96}
 
 

@@ -218,6 +218,19 @@ def test_a_kind_registered_late_is_accepted_by_the_next_spec_load(study_dir):
         parse_spec(text)
 
 
+def test_ci_level_is_the_one_name_and_older_specs_conf_level_still_reads():
+    head = HEAD + "  - {id: m, kind: lmm, raters: [vlm], dimension: valence, formula: 'rating ~ rater_type + (1|image_id)'"
+    assert parse_spec(head + ", conf_level: 0.9}\n").spec.analyses[0].ci_level == 0.9
+    assert parse_spec(head + ", ci_level: 0.8}\n").spec.analyses[0].ci_level == 0.8
+    dumped = parse_spec(head + "}\n").spec.analyses[0].model_dump(mode="json")
+    assert dumped["ci_level"] == 0.95 and "conf_level" not in dumped   # the manifest records one name
+    from emoalign.registry import KINDS
+
+    levels = {k for e in KINDS.entries().values() for k in e.options.model_fields
+              if k.endswith("_level") and k not in ("ci_level", "level")}
+    assert not levels, levels
+
+
 def test_spec_cli_check_and_schema(study_dir):
     from click.testing import CliRunner
 

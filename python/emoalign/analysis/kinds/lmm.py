@@ -7,9 +7,9 @@ selected raters together (rater column ``rater`` = the rater names joined by com
 the model separately within each level of the named design columns.
 Fixed-effect tests use Satterthwaite df by default (``df_method``); the CIs are Wald intervals
 ``estimate +- t(1 - alpha/2, df) * SE`` (normal quantile for ``asymptotic``). Random-effect rows
-give variances (``var__<term>``) and covariances; fit rows give AIC, BIC, logLik, deviance, nobs,
-singular (kept for compatibility: the model-level record is the extra table ``glance``, one row per
-model with the fit statistics and the convergence record of :mod:`emoalign.analysis.kinds._lmer`).
+give variances (``var__<term>``) and covariances. The model-level record is the extra table ``glance``,
+one row per model (broom's glance: AIC, BIC, logLik, deviance, nobs, singular) with the convergence record
+of :mod:`emoalign.analysis.kinds._lmer` (results contract 2; contract 1 also had ``effect = "fit"`` rows).
 lme4 singularity messages and restart notes are kept as warnings. ``contrast`` (with
 ``contrast_by``) adds emmeans simple effects (rows ``effect = "contrast"``), e.g. the per-emotion
 machine − human difference of ``rating ~ rater_type * emotion`` (Lenth, emmeans R package).
@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from emoalign.analysis.checks import Problem, formula_problems, frame_columns
 from emoalign.analysis.kinds._lmer import ConvergenceOptions, glance_flags, lmer_messages
@@ -63,7 +63,9 @@ class LmmOptions(AnalysisBase, ConvergenceOptions):
     aggregate: Literal["mean", "trials"] = Field("mean", description="Humans as the image mean (mean) or raw trials "
                                                                      "(trials; adds column rater_id).")
     include_human: bool = Field(True, description="Include the human rows in the frame.")
-    conf_level: float = Field(0.95, gt=0, lt=1, description="Level of the Wald confidence intervals.")
+    ci_level: float = Field(0.95, gt=0, lt=1, validation_alias=AliasChoices("ci_level", "conf_level"),
+                            description="Confidence level of the Wald intervals (older specs' `conf_level` is read as "
+                                        "the same).")
     reml: bool = Field(True, description="Fit by REML (true) or maximum likelihood (false).")
     contrast: str | None = Field(
         None, description="Also estimate simple effects of this factor with emmeans: each level minus its reference "
@@ -138,7 +140,7 @@ def fit(opts: LmmOptions, frame: pd.DataFrame, r) -> tuple[pd.DataFrame, pd.Data
     if data.empty:
         raise EmoalignError("no complete rows for the model", hint="check the subset and that the raters rated this dimension")
     res = r.call("fit_lmm", data, formula=opts.formula, reference_levels=opts.reference_levels or None,
-                 df_method=opts.df_method, conf_level=opts.conf_level, reml=opts.reml,
+                 df_method=opts.df_method, conf_level=opts.ci_level, reml=opts.reml,
                  contrast=opts.contrast, contrast_by=opts.contrast_by or None, **opts.lmer_args())
     table, glance = res.value["table"], res.value["glance"]
     flags = glance_flags(glance)
@@ -212,7 +214,7 @@ def run(opts: LmmOptions, study: Study, r=None) -> KindResult:
     return KindResult(tidy(table, ["rater", "dimension", *opts.by, "effect", "group", *opts.contrast_by]), warnings=warnings,
                       info={"formula": opts.formula, "df_method": opts.df_method, "reference_levels": references,
                             "ci": f"Wald: estimate +- t(df) x SE with {opts.df_method} df (no resampling)",
-                            "conf_level": opts.conf_level, "n_models": len(tables),
+                            "ci_level": opts.ci_level, "n_models": len(tables),
                             "contrast": (f"emmeans {opts.contrast} (each level - reference)"
                                          + (f" within {', '.join(opts.contrast_by)}" if opts.contrast_by else "")
                                          + ", unadjusted") if opts.contrast else None},

@@ -407,7 +407,7 @@ def model_details(R: Results) -> str:
         opts, info = R.options(aid), R.info(aid)
         refs = C.lmm_refs(opts, info)
         what = (f"{C.formula(info.get('formula') or opts.get('formula'))} ({C.df_method(opts, info)}; Wald "
-                f"{100 * float(opts.get('conf_level', 0.95)):.0f}% CI; {C.reference_levels(refs, n) or 'R default reference levels'})")
+                f"{100 * float(opts.get('ci_level', opts.get('conf_level', 0.95))):.0f}% CI; {C.reference_levels(refs, n) or 'R default reference levels'})")
         md += f"\n## {R.title(aid)} {{#sec-model-{slug(aid)}}}\n\n"
         md += T.md_table(T.lmm_coefficients(df, n, refs, "fixed"), f"Fixed effects of `{aid}`: {what}. Terms are shown as "
                          f"'level vs reference'; × marks an interaction ({SIG_NOTE}, unadjusted)." + n.sim_note(_raters_in(df)),
