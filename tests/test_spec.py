@@ -231,6 +231,26 @@ def test_ci_level_is_the_one_name_and_older_specs_conf_level_still_reads():
     assert not levels, levels
 
 
+def test_one_reader_of_the_study_block(tmp_path, capsys):
+    """stimuli check, humans import and infer read a spec's study block with the same model analyze validates:
+    the table paths may be left out there, a typo names its line, {min, max} scales read as [min, max]."""
+    from emoalign.spec.load import read_study
+    from emoalign.stimuli.check import read_spec_study
+    from cli_runner import run_cli
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("study:\n  scales: {valence: [1, 9], arousal: {min: 0, max: 100}}\n  emotions: [happy, sad]\n")
+    study = read_study(spec)
+    assert study.scales == {"valence": (1, 9), "arousal": (0, 100)} and study.emotions == ["happy", "sad"]
+    assert study.stimuli is None and "stimuli" not in study.model_fields_set
+    assert read_spec_study(spec) == {"scales": {"valence": (1, 9), "arousal": (0, 100)}, "emotions": ["happy", "sad"]}
+    spec.write_text("study:\n  scales: {valence: [1, 9]}\n  emotion: [happy, sad]\n")
+    with pytest.raises(EmoalignError, match=r"s.yaml:3: study, field 'emotion': unknown field 'emotion' -- did you mean 'emotions'"):
+        read_study(spec)
+    code, _, err = run_cli(["stimuli", "check", str(tmp_path / "none.parquet"), "--spec", str(spec)], capsys)
+    assert code == 2 and "did you mean 'emotions'" in err
+
+
 def test_spec_cli_check_and_schema(study_dir):
     from click.testing import CliRunner
 

@@ -41,17 +41,17 @@ def import_(ratings, stimuli_path, out, scale_opts, spec, rater_col, image_col, 
           --scale valence=1:9 --scale arousal=1:9
     """
     from emoalign.data.io import ensure_writable_file, file_sha256, write_table
-    from emoalign.humans.importer import import_humans, parse_scale, scales_from_spec
-    from emoalign.stimuli.check import read_spec_study
+    from emoalign.humans.importer import import_humans, parse_scale
+    from emoalign.spec.load import read_study
 
     if out.exists() and not force:
         raise EmoalignError(f"{out} already exists", hint="pass --force to overwrite it, or choose another -o path")
     ensure_writable_file(out, "-o")
     scales, emotions = {}, None
     if spec:
-        study = read_spec_study(spec)
-        scales = scales_from_spec(study, source=str(spec))
-        emotions = study.get("emotions")
+        study = read_study(spec)
+        scales = dict(study.scales) if "scales" in study.model_fields_set else {}
+        emotions = study.emotions or None
     scales.update(dict(parse_scale(s) for s in scale_opts))
     df, report = import_humans(ratings, stimuli_path, scales, rater_col=rater_col, image_col=image_col,
                                dimensions=dimensions, drop=drop, emotions=emotions, allow_missing=allow_missing)

@@ -10,12 +10,18 @@ import click
 from emoalign.errors import EmoalignError
 
 
-def _label_set(emotions: str | None, spec: Path | None, from_spec) -> list[str] | None:
+def _label_set(emotions: str | None, spec: Path | None) -> list[str] | None:
     """The study's emotion set from --emotions (comma-separated) or --spec (study.emotions); None when neither."""
     if emotions:
         return [e.strip() for e in emotions.split(",") if e.strip()]
     if spec:
-        return from_spec(spec)
+        from emoalign.spec.load import read_study
+
+        study = read_study(spec)
+        if "emotions" in study.model_fields_set and not study.emotions:
+            raise EmoalignError(f"{spec}: study.emotions must be a non-empty list of labels",
+                                hint="e.g. emotions: [angry, happy, sad]")
+        return list(study.emotions) or None
     return None
 
 
@@ -49,13 +55,12 @@ def scan(directory, pattern, manifest, out, skip_unmatched, emotions, spec, allo
       emoalign stimuli scan --manifest stimuli.csv -o stimuli.parquet
     """
     from emoalign.data.io import ensure_writable_file, write_table
-    from emoalign.stimuli.check import emotions_from_spec
     from emoalign.stimuli.scan import scan_stimuli
 
     if out.exists() and not force:
         raise EmoalignError(f"{out} already exists", hint="pass --force to overwrite it, or choose another -o path")
     ensure_writable_file(out, "-o")
-    label_set = _label_set(emotions, spec, emotions_from_spec)
+    label_set = _label_set(emotions, spec)
     df, report = scan_stimuli(directory, pattern, manifest=manifest, out=out, skip_unmatched=skip_unmatched, progress=True,
                               emotions=label_set, allow_duplicates=allow_duplicates)
     write_table(df, out, "stimuli", force=force,
@@ -79,9 +84,9 @@ def check(table, emotions, spec, design, root, no_verify):
 
     Exit status: 0 when fine (imbalance is only a warning), 1 when there are errors.
     """
-    from emoalign.stimuli.check import check_stimuli, emotions_from_spec
+    from emoalign.stimuli.check import check_stimuli
 
-    label_set = _label_set(emotions, spec, emotions_from_spec)
+    label_set = _label_set(emotions, spec)
     report = check_stimuli(table, emotions=label_set, design=design.split(",") if design else None, root=root,
                            verify_images=not no_verify, progress=True)
     if label_set is None:

@@ -108,21 +108,22 @@ def parse_scale(text: str) -> tuple[str, tuple[float, float]]:
 
 
 def scales_from_spec(study: Mapping, source: str = "spec") -> dict[str, tuple[float, float]]:
-    """Read ``study.scales`` (``{dim: [min, max]}`` or ``{dim: {min:, max:}}``) from a spec's study block."""
+    """``study.scales`` of a study block (a mapping), as ``{dim: (min, max)}``, validated as the spec reader
+    validates it (``{dim: [min, max]}`` or ``{dim: {min:, max:}}``; min below max)."""
+    from pydantic import ValidationError
+
+    from emoalign.spec.model import StudySettings
+
     raw = study.get("scales") or {}
-    if not isinstance(raw, Mapping):
-        raise EmoalignError(f"{source}: study.scales must map dimension -> [min, max]", hint="e.g. scales: {valence: [1, 9]}")
-    out = {}
-    for dim, rng in raw.items():
-        try:
-            lo, hi = (rng["min"], rng["max"]) if isinstance(rng, Mapping) else rng
-            lo, hi = float(lo), float(hi)
-        except (TypeError, ValueError, KeyError):
-            raise EmoalignError(f"{source}: study.scales.{dim} = {rng!r} is not [min, max]", hint="e.g. valence: [1, 9]") from None
-        if not lo < hi:
-            raise EmoalignError(f"{source}: study.scales.{dim}: min must be below max", hint="e.g. valence: [1, 9]")
-        out[str(dim)] = (lo, hi)
-    return out
+    try:
+        return {str(k): (float(lo), float(hi)) for k, (lo, hi) in StudySettings(scales=raw).scales.items()}
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        key = e["loc"][1] if len(e["loc"]) > 1 else None
+        value = raw.get(key) if key is not None and isinstance(raw, Mapping) else raw
+        raise EmoalignError(f"{source}: study.scales{'' if key is None else f'.{key}'} = {value!r} is not [min, max] "
+                            f"with min < max ({e['msg'].removeprefix('Value error, ')})",
+                            hint="e.g. scales: {valence: [1, 9]}") from None
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from emoalign.errors import EmoalignError, did_you_mean
 from emoalign.formula import PURE_FUNCTIONS
 from emoalign.registry import KINDS
-from emoalign.spec.model import SpecBase, StudySpec, spec_model
+from emoalign.spec.model import SpecBase, StudySettings, StudySpec, spec_model
 from emoalign.spec.rstrings import r_string_problems
 
 
@@ -155,9 +155,8 @@ def _format_error(err: dict, raw: Any, lines: dict, name: str) -> str:
     return f"{where}: {', '.join(parts) + ': ' if parts else ''}{text}"
 
 
-def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
-    """Validate YAML text as a spec; raise one EmoalignError listing every problem with its line."""
-    name = str(path) if path else "<spec>"
+def _read_yaml(text: str, name: str) -> tuple[dict, dict[tuple, int]]:
+    """(mapping, {key path: line}) of a spec's YAML text; errors for invalid YAML, a non-mapping, duplicate keys."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -175,14 +174,42 @@ def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
         raise EmoalignError("invalid spec: duplicate key(s): " + "; ".join(
             f"{name}:{second}: {'.'.join(map(str, p))!r} already set on line {first}" for p, first, second in dups),
             hint="YAML would silently keep only the last value; remove or rename one of them")
+    return raw, lines
+
+
+def _invalid(exc: ValidationError, raw: dict, lines: dict, name: str, prefix: tuple = ()) -> EmoalignError:
+    """One error listing every validation problem with its YAML line (``prefix``: where the model sits)."""
+    problems = list(dict.fromkeys(_format_error({**e, "loc": (*prefix, *e["loc"])}, raw, lines, name) for e in exc.errors()))
+    return EmoalignError(f"invalid spec ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
+                         + "\n  ".join(problems), hint="`emoalign spec schema` prints every field with its documentation")
+
+
+def read_study(path: str | Path) -> StudySettings:
+    """The validated ``study`` block of a spec file, without its analyses: the one reader of a study block for
+    ``stimuli scan/check --spec``, ``humans import --spec`` and ``infer --spec`` (``analyze`` validates the same
+    block as part of the whole spec). Fields the block leaves out are in ``model_fields_set`` as unset."""
+    p = Path(path)
+    if not p.is_file():
+        raise EmoalignError(f"spec not found: {p}", hint="check the --spec path")
+    raw, lines = _read_yaml(p.read_text(encoding="utf-8"), str(p))
+    study = raw.get("study")
+    if not isinstance(study, dict):
+        raise EmoalignError(f"{p} has no 'study:' block",
+                            hint="a spec starts with study: {stimuli, humans, scales, emotions, ...}")
+    try:
+        return StudySettings.model_validate(study)
+    except ValidationError as exc:
+        raise _invalid(exc, raw, lines, str(p), ("study",)) from None
+
+
+def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
+    """Validate YAML text as a spec; raise one EmoalignError listing every problem with its line."""
+    name = str(path) if path else "<spec>"
+    raw, lines = _read_yaml(text, name)
     try:
         spec = spec_model().model_validate(raw)
     except ValidationError as exc:
-        problems = [_format_error(e, raw, lines, name) for e in exc.errors()]
-        problems = list(dict.fromkeys(problems))
-        raise EmoalignError(f"invalid spec ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
-                            + "\n  ".join(problems),
-                            hint="`emoalign spec schema` prints every field with its documentation") from None
+        raise _invalid(exc, raw, lines, name) from None
     loaded = LoadedSpec(spec=spec, path=Path(path) if path else None, text=text, raw=raw, lines=lines)
     problems = r_string_problems(loaded)
     if problems:

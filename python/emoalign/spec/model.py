@@ -31,14 +31,16 @@ class DerivedRaterSpec(BaseModel):
     arousal: str | None = Field(None, description="Rater whose arousal ratings it gives (as for valence).")
 
 
-class StudySpec(BaseModel):
-    """Where the study's tables are and how to read them. Paths are relative to ``--data DIR``
-    (default: the spec file's folder)."""
+class StudySettings(BaseModel):
+    """A spec's ``study`` block as the commands before ``analyze`` read it (``stimuli check``, ``humans import``,
+    ``infer``: the label set and scales), where the table paths may be left out. :class:`StudySpec`, the block
+    ``analyze`` reads, requires them; both validate everything else the same way."""
 
     model_config = ConfigDict(extra="forbid")
 
-    stimuli: str = Field(description="Stimulus table (parquet or CSV): image_id, path, emotion, design columns.")
-    humans: str = Field(description="Human ratings, one row per trial: rater_id, image_id, one column per dimension.")
+    stimuli: str | None = Field(None, description="Stimulus table (parquet or CSV): image_id, path, emotion, design columns.")
+    humans: str | None = Field(None, description="Human ratings, one row per trial: rater_id, image_id, one column per "
+                                                 "dimension.")
     machines: list[str] = Field(default_factory=list,
                                 description="Machine rating files or globs, e.g. [runs/*/ratings.parquet].")
     scales: dict[str, tuple[float, float]] = Field(
@@ -58,6 +60,15 @@ class StudySpec(BaseModel):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("scales", mode="before")
+    @classmethod
+    def _min_max(cls, v: Any) -> Any:
+        """``{valence: {min: 1, max: 9}}`` reads as ``{valence: [1, 9]}`` (the form ``humans import`` accepted)."""
+        if isinstance(v, dict):
+            return {k: ([r["min"], r["max"]] if isinstance(r, dict) and set(r) == {"min", "max"} else r)
+                    for k, r in v.items()}
+        return v
 
     @field_validator("scales")
     @classmethod
@@ -90,6 +101,14 @@ class StudySpec(BaseModel):
                     raise ValueError(f"derived rater {d.name!r}: {f!r} is neither `emotion` nor a dimension of "
                                      f"study.scales ({', '.join(self.scales)})")
         return self
+
+
+class StudySpec(StudySettings):
+    """Where the study's tables are and how to read them. Paths are relative to ``--data DIR``
+    (default: the spec file's folder)."""
+
+    stimuli: str = Field(description="Stimulus table (parquet or CSV): image_id, path, emotion, design columns.")
+    humans: str = Field(description="Human ratings, one row per trial: rater_id, image_id, one column per dimension.")
 
 
 class CompareTo(BaseModel):

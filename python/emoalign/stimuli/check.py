@@ -265,29 +265,10 @@ def check_stimuli(
                        balance=balance, modal_count=modal)
 
 
-def emotions_from_spec(spec_path: str | os.PathLike) -> list[str] | None:
-    """Read ``study.emotions`` from an analysis spec YAML (None when the spec has none)."""
-    study = read_spec_study(spec_path)
-    emotions = study.get("emotions")
-    if emotions is None:
-        return None
-    if not isinstance(emotions, list) or not emotions:
-        raise EmoalignError(f"{spec_path}: study.emotions must be a non-empty list of labels", hint="e.g. emotions: [angry, happy, sad]")
-    return [str(e) for e in emotions]
-
-
 def read_spec_study(spec_path: str | os.PathLike) -> dict:
-    """Return the ``study`` block of a spec YAML (read with ``yaml.safe_load``)."""
-    import yaml
+    """The ``study`` block of a spec YAML as a dict of the keys it sets, validated by the one study reader
+    (:func:`emoalign.spec.load.read_study`). Kept for ``emoalign infer`` (cli/infer.py), which will call
+    ``read_study`` itself."""
+    from emoalign.spec.load import read_study
 
-    p = Path(spec_path)
-    if not p.is_file():
-        raise EmoalignError(f"spec not found: {p}", hint="check the --spec path")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise EmoalignError(f"{p} is not valid YAML: {exc}", hint="fix the YAML syntax (indentation, colons)") from exc
-    study = (doc or {}).get("study") if isinstance(doc, dict) else None
-    if not isinstance(study, dict):
-        raise EmoalignError(f"{p} has no 'study:' block", hint="a spec starts with study: {stimuli, humans, scales, emotions, ...}")
-    return study
+    return read_study(spec_path).model_dump(exclude_unset=True)
