@@ -90,7 +90,7 @@ class Registry(Generic[T]):
     Traceback (most recent call last):
     ...
     emoalign.errors.EmoalignError: unknown colour 'rde' -- did you mean 'red'?
-      hint: choose one of: join, red
+      hint: choose one of: red, join
     """
 
     def __init__(self, what: str, *, group: str | None = None, packages: tuple[str, ...] = (),

@@ -220,10 +220,6 @@ def get_r() -> RBridge:
     return _BRIDGE
 
 
-def r_started() -> bool:
-    return _BRIDGE is not None
-
-
 class LazyR:
     """Stand-in passed to kinds: starts R only when a kind actually calls it."""
 

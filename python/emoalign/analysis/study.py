@@ -1,6 +1,6 @@
 """The loaded study every analysis kind reads from, and the comparison frames built from it.
 
-The *comparison frame* (DESIGN.md) has one row per (image, rater) for one dimension: the human
+The *comparison frame* (docs/architecture.md) has one row per (image, rater) for one dimension: the human
 aggregate as rater ``human`` (mean over trials, or the raw trials when ``aggregate="trials"``),
 every requested machine rater, and all stimulus design columns::
 

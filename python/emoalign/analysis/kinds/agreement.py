@@ -56,7 +56,17 @@ INTERVALS = {"pearson_r": "Fisher z (analytic)", "machine_mean": "t interval", "
 
 
 class AgreementOptions(AnalysisBase):
-    """Dimensional agreement of each machine rater with the human image means (r, ICC, MAE, RMSE, Bland-Altman)."""
+    """Dimensional agreement of each machine rater with the human image means (r, ICC, MAE, RMSE, Bland-Altman).
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: dimensional_agreement     # Tables 3 and 5
+          kind: agreement
+          raters: [vlm, fer_va]
+          dimension: [valence, arousal]
+    """
 
     kind: Literal["agreement"] = "agreement"
     ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of every interval.")

@@ -85,6 +85,44 @@ class AnalysisBase(BaseModel):
         """The report role (``report.role``), or None."""
         return self.report.role if self.report else None
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "kind" in cls.__dict__.get("__annotations__", {}):  # a kind's options (not a shared base)
+            cls.__doc__ = options_docstring(cls)
+
+
+def options_docstring(options: type[BaseModel]) -> str:
+    """The numpydoc docstring of a kind's options model: its own text (summary, ``Examples``), a ``Parameters``
+    section built from the fields (type, default, description: the text ``emoalign spec schema`` shows) and the
+    ``References`` of the kind's module, so the options are documented once, where they are declared."""
+    import inspect
+    import sys
+    import textwrap
+    import typing
+
+    def type_text(annotation) -> str:
+        if typing.get_origin(annotation) is Literal:
+            return "{" + ", ".join(repr(a) for a in typing.get_args(annotation)) + "}"
+        return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+    own = inspect.cleandoc(options.__doc__ or "")
+    summary, _, examples = own.partition("Examples\n--------\n")
+    params = []
+    for name, f in options.model_fields.items():
+        default = "" if f.is_required() or f.default_factory is not None else f", default {f.default!r}"
+        text = f.description or ("The analysis kind." if name == "kind" else "")
+        params.append(f"{name} : {type_text(f.annotation)}{default}\n"
+                      + textwrap.fill(text, 100, initial_indent="    ", subsequent_indent="    "))
+    module = sys.modules.get(options.__module__)
+    refs = ((module.__doc__ or "") if module else "").partition("References\n----------\n")[2].strip()
+    parts = [summary.strip(), "Parameters\n----------\n" + "\n".join(params)]
+    if refs:
+        parts.append("References\n----------\n" + refs)
+    if examples.strip():
+        parts.append("Examples\n--------\n" + examples.strip())
+    return "\n\n".join(parts) + "\n"
+
 
 @dataclass
 class KindResult:

@@ -54,7 +54,19 @@ METRICS = ("mae", "rmse", "pearson_r", "mean_diff", "sd_ratio")
 
 
 class CalibrationOptions(HeldOutOptions):
-    """Cross-fitted calibration of machine ratings onto the human scale (the paper's §5.2 proposal)."""
+    """Cross-fitted calibration of machine ratings onto the human scale (the paper's §5.2 proposal).
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: calibration               # §5.2
+          kind: calibration
+          raters: [vlm]
+          dimension: [valence, arousal]
+          method: affine
+          fold_by: [race, gender, identity_id]
+    """
 
     kind: Literal["calibration"] = "calibration"
     method: Literal["affine", "linear", "isotonic"] = Field(

@@ -44,7 +44,16 @@ INTERVALS = {"accuracy": "Wilson score interval (analytic)", "precision": "Wilso
 
 
 class ClassificationOptions(AnalysisBase):
-    """Categorical agreement with the intended labels (accuracy, macro F1, Cohen's kappa, confusion matrix)."""
+    """Categorical agreement with the intended labels (accuracy, macro F1, Cohen's kappa, confusion matrix).
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: classification            # Tables 1 and 2
+          kind: classification
+          raters: [vlm, fer]
+    """
 
     kind: Literal["classification"] = "classification"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's "

@@ -23,7 +23,17 @@ from emoalign.analysis.study import Study
 
 
 class GroupAccuracyOptions(AnalysisBase):
-    """Classification accuracy per group of design cells, with Wilson CIs."""
+    """Classification accuracy per group of design cells, with Wilson CIs.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: race_emotion_accuracy     # §4.5
+          kind: group_accuracy
+          raters: [vlm]
+          by: [race, emotion]
+    """
 
     kind: Literal["group_accuracy"] = "group_accuracy"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's reference).")

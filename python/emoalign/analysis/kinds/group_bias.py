@@ -49,7 +49,19 @@ from emoalign.errors import EmoalignError
 
 
 class GroupBiasOptions(AnalysisBase):
-    """Machine - human bias per group, with Wilcoxon signed-rank tests and adjusted p-values."""
+    """Machine - human bias per group, with Wilcoxon signed-rank tests and adjusted p-values.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: valence_bias              # Table 4
+          kind: group_bias
+          raters: [vlm, fer_va]
+          dimension: valence
+          adjust: bonferroni
+          n_comparisons: 18
+    """
 
     kind: Literal["group_bias"] = "group_bias"
     by: list[str] = Field(default_factory=lambda: ["emotion"],

@@ -51,7 +51,17 @@ MACHINE_CODER = "\x00machine"
 
 
 class HumanPercentileOptions(AnalysisBase):
-    """The machine's rank among the human raters (leave-one-rater-out agreement) and alpha with it as a coder."""
+    """The machine's rank among the human raters (leave-one-rater-out agreement) and alpha with it as a coder.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: human_percentile
+          kind: human_percentile
+          raters: [vlm, fer_va]
+          dimension: [valence, arousal]
+    """
 
     kind: Literal["human_percentile"] = "human_percentile"
     level: Level = Field("ordinal", description="Krippendorff level of measurement for alpha with/without the machine.")

@@ -49,7 +49,21 @@ from emoalign.errors import EmoalignError, did_you_mean
 
 
 class LmmOptions(AnalysisBase, ConvergenceOptions):
-    """Linear mixed model (lme4 formula) over the machine-vs-human comparison frame."""
+    """Linear mixed model (lme4 formula) over the machine-vs-human comparison frame.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: valence_emotion_lmm       # §4.2, Table 4's LMM p
+          kind: lmm
+          raters: [vlm]
+          dimension: valence
+          formula: rating ~ rater_type * emotion + (1|image_id)
+          reference_levels: {emotion: angry, rater_type: human}
+          contrast: rater_type
+          contrast_by: [emotion]
+    """
 
     kind: Literal["lmm"] = "lmm"
     formula: str = Field(description="lme4 formula over comparison-frame columns, e.g. "

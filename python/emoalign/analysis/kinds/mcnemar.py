@@ -28,7 +28,16 @@ from emoalign.errors import EmoalignError
 
 
 class McNemarOptions(AnalysisBase):
-    """McNemar tests between raters' correctness on the same images."""
+    """McNemar tests between raters' correctness on the same images.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: mcnemar                   # §3.5
+          kind: mcnemar
+          raters: [vlm, fer]
+    """
 
     kind: Literal["mcnemar"] = "mcnemar"
     reference: str | None = Field(None, description="Stimulus column with the true label (default: the study's reference).")

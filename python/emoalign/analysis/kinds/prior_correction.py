@@ -56,7 +56,17 @@ from emoalign.errors import EmoalignError, format_examples
 
 
 class PriorCorrectionOptions(HeldOutOptions):
-    """Contextual calibration of label probabilities (Zhao et al. 2021), judged on held-out folds."""
+    """Contextual calibration of label probabilities (Zhao et al. 2021), judged on held-out folds.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: prior_correction
+          kind: prior_correction
+          raters: [vlm]
+          prior: mean
+    """
 
     kind: Literal["prior_correction"] = "prior_correction"
     prior: Literal["mean", "content_free"] = Field(

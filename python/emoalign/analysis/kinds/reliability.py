@@ -46,7 +46,20 @@ from emoalign.errors import EmoalignError
 
 # ---- the kind --------------------------------------------------------------------------------
 class ReliabilityOptions(AnalysisBase):
-    """Inter-rater reliability: Krippendorff's alpha (bootstrap CI) and/or the six ICC forms."""
+    """Inter-rater reliability: Krippendorff's alpha (bootstrap CI) and/or the six ICC forms.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: human_ceiling             # §3.2
+          kind: reliability
+          raters: human
+          dimension: [valence, arousal]
+          level: ordinal
+          resample: both
+          ci_method: bc
+    """
 
     kind: Literal["reliability"] = "reliability"
     raters: str | list[str] = Field("human", description="`human` (raw trials, coders = rater_id) or any rater set "

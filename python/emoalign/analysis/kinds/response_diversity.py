@@ -26,7 +26,17 @@ from emoalign.analysis.study import HUMAN, Study
 
 
 class ResponseDiversityOptions(AnalysisBase):
-    """Response diversity: distinct values, SD and SD ratio to the humans per group."""
+    """Response diversity: distinct values, SD and SD ratio to the humans per group.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: response_diversity        # Table 7
+          kind: response_diversity
+          raters: [vlm, fer_va]
+          dimension: [valence, arousal]
+    """
 
     kind: Literal["response_diversity"] = "response_diversity"
     by: list[str] = Field(default_factory=lambda: ["emotion"],

@@ -47,7 +47,17 @@ DEFAULT_FORMULA = "rating ~ 1 + (1|rater_id) + (1|image_id)"
 
 
 class VarianceComponentsOptions(AnalysisBase, ConvergenceOptions):
-    """Variance decomposition of raw human trials into rater, image and residual variance."""
+    """Variance decomposition of raw human trials into rater, image and residual variance.
+
+    Examples
+    --------
+    In a spec's ``analyses`` (YAML)::
+
+        - id: variance_decomposition    # §3.2
+          kind: variance_components
+          dimension: [valence, arousal]
+          fixed: [emotion]
+    """
 
     kind: Literal["variance_components"] = "variance_components"
     raters: Literal["human"] = Field("human", description="Only raw human trials are decomposed.")

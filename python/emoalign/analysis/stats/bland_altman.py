@@ -43,10 +43,22 @@ def bland_altman(a, b, z: float = 1.96, conf_level: float = 0.95) -> BlandAltman
     conf_level : float
         Level of the t-based confidence intervals.
 
+    Returns
+    -------
+    BlandAltman
+        ``bias``, ``sd``, ``loa_low``, ``loa_high``, the bias's ``bias_se`` and t interval ``bias_conf_low/high``,
+        the limits' ``loa_se`` and intervals ``loa_low_conf``/``loa_high_conf``, and ``n`` pairs.
+
     References
     ----------
     Bland, J. M., & Altman, D. G. (1986). Statistical methods for assessing agreement between two
     methods of clinical measurement. The Lancet, 327(8476), 307-310.
+
+    Examples
+    --------
+    >>> ba = bland_altman([10.2, 9.8, 11.0, 10.5, 9.9], [10.0, 10.0, 10.4, 10.1, 10.3])
+    >>> round(ba.bias, 2), round(ba.sd, 3), round(ba.loa_low, 3), round(ba.loa_high, 3)
+    (0.12, 0.415, -0.693, 0.933)
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)

@@ -38,7 +38,26 @@ def _clean(y_true, y_pred, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarra
 
 
 def accuracy(y_true, y_pred) -> tuple[int, int]:
-    """Number correct and number of items; a missing prediction (None/NaN) is wrong."""
+    """Number correct and number of items; a missing prediction (None/NaN) is wrong.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence
+        Reference and predicted labels, paired.
+
+    Returns
+    -------
+    (correct, n) : tuple of int
+
+    References
+    ----------
+    Sokolova, M., & Lapalme, G. (2009). Information Processing & Management, 45(4), 427-437.
+
+    Examples
+    --------
+    >>> accuracy(["happy", "sad", "fear"], ["happy", "sad", None])
+    (2, 3)
+    """
     t = np.asarray(y_true, dtype=object)
     p = np.asarray(y_pred, dtype=object)
     ok = np.array([a == b for a, b in zip(t, p)], dtype=bool)
@@ -47,7 +66,33 @@ def accuracy(y_true, y_pred) -> tuple[int, int]:
 
 def confusion_matrix(y_true, y_pred, labels: Sequence[str]) -> pd.DataFrame:
     """Counts with true labels as rows (``labels``) and predictions as columns (``labels`` plus
-    ``INVALID_LABEL`` when some prediction is missing or outside ``labels``)."""
+    ``INVALID_LABEL`` when some prediction is missing or outside ``labels``).
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence
+        Reference and predicted labels, paired.
+    labels : sequence of str
+        The label set (row and column order).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Integer counts, index ``true``, columns ``predicted``.
+
+    References
+    ----------
+    Stehman, S. V. (1997). Selecting and interpreting measures of thematic classification accuracy. Remote
+    Sensing of Environment, 62(1), 77-89.
+
+    Examples
+    --------
+    >>> confusion_matrix(["happy", "sad", "sad"], ["happy", "happy", "angry"], ["happy", "sad"])
+    predicted  happy  sad  (invalid)
+    true
+    happy          1    0          0
+    sad            1    0          1
+    """
     t, p = _clean(y_true, y_pred, labels)
     cols = list(labels) + ([INVALID_LABEL] if np.any(p == INVALID_LABEL) else [])
     ct = pd.crosstab(pd.Categorical(t, categories=list(labels)), pd.Categorical(p, categories=cols), dropna=False)
@@ -62,9 +107,29 @@ def per_class_metrics(y_true, y_pred, labels: Sequence[str], zero_division: floa
     false positives of no class. A ratio whose denominator is 0 takes ``zero_division``
     (sklearn's default behaviour gives 0); F1 is 0 when precision + recall is 0.
 
+    Parameters
+    ----------
+    y_true, y_pred : sequence
+        Reference and predicted labels, paired.
+    labels : sequence of str
+        The label set.
+    zero_division : float
+        Value of a ratio whose denominator is 0.
+
+    Returns
+    -------
+    list of ClassMetrics
+        One per label, in ``labels`` order.
+
     References
     ----------
     van Rijsbergen, C. J. (1979). Information Retrieval (2nd ed.), ch. 7. Butterworths.
+
+    Examples
+    --------
+    >>> m = per_class_metrics(["happy", "sad", "sad"], ["happy", "happy", "sad"], ["happy", "sad"])
+    >>> [(c.label, c.precision, c.recall, round(c.f1, 3)) for c in m]
+    [('happy', 0.5, 1.0, 0.667), ('sad', 1.0, 0.5, 0.667)]
     """
     t, p = _clean(y_true, y_pred, labels)
     out = []
@@ -83,7 +148,28 @@ def per_class_metrics(y_true, y_pred, labels: Sequence[str], zero_division: floa
 
 
 def absent_labels(y_true, y_pred, labels: Sequence[str]) -> list[str]:
-    """Labels with neither reference items nor predictions (their F1 is undefined, 0/0)."""
+    """Labels with neither reference items nor predictions (their F1 is undefined, 0/0).
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence
+        Reference and predicted labels, paired.
+    labels : sequence of str
+        The label set.
+
+    Returns
+    -------
+    list of str
+
+    References
+    ----------
+    Sokolova, M., & Lapalme, G. (2009). Information Processing & Management, 45(4), 427-437.
+
+    Examples
+    --------
+    >>> absent_labels(["happy", "sad"], ["happy", "sad"], ["happy", "sad", "fear"])
+    ['fear']
+    """
     return [m.label for m in per_class_metrics(y_true, y_pred, labels) if m.tp + m.fp + m.fn == 0]
 
 
@@ -96,10 +182,28 @@ def macro_f1(y_true, y_pred, labels: Sequence[str], zero_division: float = 0.0) 
     callers can warn). A label that occurs has F1 = 2 TP / (2 TP + FP + FN), so ``zero_division`` (kept
     for the signature) cannot change the result. NaN when no label occurs.
 
+    Parameters
+    ----------
+    y_true, y_pred : sequence
+        Reference and predicted labels, paired.
+    labels : sequence of str
+        The label set.
+    zero_division : float
+        Kept for the signature (see above).
+
+    Returns
+    -------
+    float
+
     References
     ----------
     Sokolova, M., & Lapalme, G. (2009). A systematic analysis of performance measures for classification
     tasks. Information Processing & Management, 45(4), 427-437.
+
+    Examples
+    --------
+    >>> round(macro_f1(["happy", "sad", "sad"], ["happy", "happy", "sad"], ["happy", "sad", "fear"]), 4)  # fear left out
+    0.6667
     """
     present = [m.f1 for m in per_class_metrics(y_true, y_pred, labels, zero_division) if m.tp + m.fp + m.fn > 0]
     return float(np.mean(present)) if present else float("nan")

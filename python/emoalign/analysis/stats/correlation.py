@@ -30,10 +30,28 @@ def pearson(x, y, conf_level: float = 0.95) -> Correlation:
     Edge cases: fewer than 3 pairs, or a constant variable, give NaN for everything but ``n``
     (the CI needs n >= 4).
 
+    Parameters
+    ----------
+    x, y : array-like
+        Paired observations.
+    conf_level : float
+        Level of the Fisher-z interval.
+
+    Returns
+    -------
+    Correlation
+        ``estimate`` (r), ``statistic`` (t), ``df``, ``p_value``, ``conf_low``, ``conf_high``, ``n``.
+
     References
     ----------
     Fisher, R. A. (1921). On the "probable error" of a coefficient of correlation deduced from a
     small sample. Metron, 1, 3-32.
+
+    Examples
+    --------
+    >>> r = pearson([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])   # R: cor.test(c(1,2,3,4,5), c(2,1,4,3,5))
+    >>> round(r.estimate, 3), round(r.p_value, 4), round(r.conf_low, 4), round(r.conf_high, 4)
+    (0.8, 0.1041, -0.2796, 0.9862)
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)

@@ -39,6 +39,17 @@ def grouped_folds(groups, k: int, seed: int = 1) -> np.ndarray:
     -------
     numpy.ndarray of int
         The fold of each item.
+
+    References
+    ----------
+    Hastie, T., Tibshirani, R., & Friedman, J. (2009). The Elements of Statistical Learning (2nd ed.), §7.10.
+    Roberts, D. R. et al. (2017). Ecography, 40(8), 913-929 (grouped folds).
+
+    Examples
+    --------
+    >>> folds = grouped_folds(["a", "a", "b", "b", "c", "d"], k=2, seed=1)
+    >>> folds.tolist(), bool(folds[0] == folds[1] and folds[2] == folds[3])
+    ([0, 0, 1, 1, 0, 1], True)
     """
     keys = pd.Series(np.asarray(groups, dtype=object))
     missing = keys.isna().to_numpy()

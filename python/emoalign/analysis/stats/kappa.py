@@ -34,11 +34,29 @@ def cohen_kappa_table(table, conf_level: float = 0.95) -> Kappa:
     ``[p_e + p_e^2 - sum_i p_i. p_.i (p_i. + p_.i)] / (n (1 - p_e)^2)``. The CI is
     kappa -/+ z std_error. With ``p_e == 1`` (both raters use one category) all values are NaN.
 
+    Parameters
+    ----------
+    table : array-like, shape (k, k)
+        Counts; rows: rater 1's category, columns: rater 2's.
+    conf_level : float
+        Level of the Wald interval.
+
+    Returns
+    -------
+    Kappa
+        ``estimate``, ``std_error``, ``std_error_null``, ``statistic`` (z), ``p_value``, ``conf_low``, ``conf_high``, ``n``.
+
     References
     ----------
     Cohen, J. (1960). A coefficient of agreement for nominal scales. Educational and Psychological
     Measurement, 20(1), 37-46. Fleiss, J. L., Cohen, J., & Everitt, B. S. (1969). Large sample
     standard errors of kappa and weighted kappa. Psychological Bulletin, 72(5), 323-327.
+
+    Examples
+    --------
+    >>> k = cohen_kappa_table([[20, 5], [10, 15]])   # p_o = .70, p_e = .50
+    >>> round(k.estimate, 3), round(k.std_error, 4), round(k.p_value, 4)
+    (0.4, 0.127, 0.0039)
     """
     t = np.asarray(table, dtype=float)
     if t.ndim != 2 or t.shape[0] != t.shape[1]:
@@ -75,6 +93,29 @@ def cohen_kappa(y1: Sequence, y2: Sequence, labels: Sequence | None = None, conf
     ``labels`` fixes the categories; values outside them form one extra category, so they count as
     disagreements (e.g. an invalid model answer never matches the intended emotion). Default: the
     union of observed labels. Matches ``sklearn.metrics.cohen_kappa_score`` for the estimate.
+
+    Parameters
+    ----------
+    y1, y2 : sequence
+        The two raters' labels, paired.
+    labels : sequence, optional
+        The categories (see above).
+    conf_level : float
+        Level of the Wald interval.
+
+    Returns
+    -------
+    Kappa
+        As :func:`cohen_kappa_table`.
+
+    References
+    ----------
+    Cohen, J. (1960). Educational and Psychological Measurement, 20(1), 37-46.
+
+    Examples
+    --------
+    >>> cohen_kappa(["a", "a", "b", "b"], ["a", "b", "b", "b"]).estimate
+    0.5
     """
     y1 = np.asarray(y1, dtype=object)
     y2 = np.asarray(y2, dtype=object)

@@ -113,7 +113,38 @@ class AlphaData:
 
 
 def alpha_data(units, values, coders=None) -> AlphaData:
-    """Build :class:`AlphaData` from long arrays (one entry per coder x unit value; NaN dropped)."""
+    """Build :class:`AlphaData` from long arrays (one entry per coder x unit value; NaN dropped).
+
+    Parameters
+    ----------
+    units, values : array-like
+        Unit (image) and value of each rating; NaN values are dropped.
+    coders : array-like, optional
+        Coder (rater) of each rating, needed to resample coders.
+
+    Returns
+    -------
+    AlphaData
+        Only units with at least two values (the pairable ones).
+
+    References
+    ----------
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication
+    Departmental Papers 43.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan = np.nan
+    >>> K = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],     # Krippendorff (2011), section C:
+    ...               [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],         # 4 observers x 12 units
+    ...               [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+    ...               [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    >>> units, coders, values = np.tile(np.arange(12), 4), np.repeat(np.arange(4), 12), K.ravel()
+    >>> d = alpha_data(units, values, coders)
+    >>> d.n_units, d.n_coders, d.values.tolist(), int(d.m.sum())
+    (11, 4, [1.0, 2.0, 3.0, 4.0, 5.0], 40)
+    """
     units = np.asarray(units)
     values = np.asarray(values, dtype=float)
     keep = ~np.isnan(values)
@@ -149,7 +180,38 @@ def _unknown_level(level) -> EmoalignError:
 
 
 def alpha_weighted(data: AlphaData, weights: np.ndarray, level: Level) -> np.ndarray:
-    """Alpha for each row of ``weights`` (B x U unit weights; ones = the original data), coders fixed."""
+    """Alpha for each row of ``weights`` (B x U unit weights; ones = the original data), coders fixed.
+
+    Parameters
+    ----------
+    data : AlphaData
+    weights : array-like, shape (B, n units)
+        Unit frequency weights (bootstrap replicates; a row of ones gives alpha itself).
+    level : {"nominal", "ordinal", "interval", "ratio"}
+        Level of measurement (the distance metric).
+
+    Returns
+    -------
+    numpy.ndarray, shape (B,)
+
+    References
+    ----------
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication
+    Departmental Papers 43.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan = np.nan
+    >>> K = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],     # Krippendorff (2011), section C:
+    ...               [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],         # 4 observers x 12 units
+    ...               [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+    ...               [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    >>> units, coders, values = np.tile(np.arange(12), 4), np.repeat(np.arange(4), 12), K.ravel()
+    >>> d = alpha_data(units, values)
+    >>> np.round(alpha_weighted(d, np.ones((1, d.n_units)), "nominal"), 3).tolist()   # published: 0.743
+    [0.743]
+    """
     W = np.atleast_2d(np.asarray(weights, dtype=float))
     N = data.counts
     m = data.m
@@ -189,6 +251,39 @@ def alpha_two_way(data: AlphaData, coder_weights: np.ndarray, level: Level,
 
     Copies of a coder drawn more than once are not paired with each other (see the module docstring);
     with all coder weights 1 this equals :func:`alpha_weighted`.
+
+    Parameters
+    ----------
+    data : AlphaData
+        Built with ``coders``.
+    coder_weights : array-like, shape (B, n coders)
+        Coder frequency weights.
+    level : {"nominal", "ordinal", "interval", "ratio"}
+    unit_weights : array-like, shape (B, n units), optional
+        Unit frequency weights (the two-way bootstrap draws both).
+
+    Returns
+    -------
+    numpy.ndarray, shape (B,)
+
+    References
+    ----------
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication
+    Departmental Papers 43.
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan = np.nan
+    >>> K = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],     # Krippendorff (2011), section C:
+    ...               [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],         # 4 observers x 12 units
+    ...               [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+    ...               [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    >>> units, coders, values = np.tile(np.arange(12), 4), np.repeat(np.arange(4), 12), K.ravel()
+    >>> d = alpha_data(units, values, coders)
+    >>> np.round(alpha_two_way(d, np.ones((1, 4)), "nominal"), 3).tolist()   # all coders once: alpha itself
+    [0.743]
     """
     C = np.atleast_2d(np.asarray(coder_weights, dtype=float)).T  # J x B
     B, n_obs, U, V, J = C.shape[1], len(data.obs_unit), data.n_units, len(data.values), data.n_coders
@@ -243,7 +338,36 @@ def alpha_two_way(data: AlphaData, coder_weights: np.ndarray, level: Level,
 
 
 def kripp_alpha(units, values, level: Level = "ordinal") -> float:
-    """Krippendorff's alpha of long data (units, values); equals ``krippendorff.alpha``."""
+    """Krippendorff's alpha of long data (units, values); equals ``krippendorff.alpha``.
+
+    Parameters
+    ----------
+    units, values : array-like
+        Unit and value of each rating (long form; NaN dropped).
+    level : {"nominal", "ordinal", "interval", "ratio"}
+
+    Returns
+    -------
+    float
+        NaN with no pairable unit or a single value.
+
+    References
+    ----------
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication
+    Departmental Papers 43.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan = np.nan
+    >>> K = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],     # Krippendorff (2011), section C:
+    ...               [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],         # 4 observers x 12 units
+    ...               [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+    ...               [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    >>> units, coders, values = np.tile(np.arange(12), 4), np.repeat(np.arange(4), 12), K.ravel()
+    >>> [round(kripp_alpha(units, values, lev), 3) for lev in ("nominal", "ordinal", "interval", "ratio")]
+    [0.743, 0.815, 0.849, 0.797]
+    """
     data = alpha_data(units, values)
     if data.n_units == 0 or len(data.values) < 2:
         return float("nan")
@@ -251,7 +375,31 @@ def kripp_alpha(units, values, level: Level = "ordinal") -> float:
 
 
 def bootstrap_weights(n: int, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """Multinomial resampling weights (reps x n): how often each of n items is drawn (n draws)."""
+    """Multinomial resampling weights (reps x n): how often each of n items is drawn (n draws).
+
+    Parameters
+    ----------
+    n : int
+        Items.
+    reps : int
+        Replicates.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray, shape (reps, n)
+        Each row sums to ``n``.
+
+    References
+    ----------
+    Efron, B., & Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 6.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bootstrap_weights(5, 2, np.random.default_rng(0)).tolist()
+    [[0.0, 2.0, 1.0, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0, 1.0]]
+    """
     idx = rng.integers(0, n, size=(reps, n))
     flat = (idx + (np.arange(reps) * n)[:, None]).ravel()
     return np.bincount(flat, minlength=reps * n).reshape(reps, n).astype(float)
@@ -266,6 +414,32 @@ def bootstrap_interval(estimate: float, replicates: np.ndarray, ci_level: float 
     Phi^-1(share of replicates below the estimate, ties counted half)`` (Efron 1981; Efron & Tibshirani
     1993, section 14.3, without the acceleration): it corrects for the bias of the estimator that the
     bootstrap reproduces (alpha is biased downwards when few raters or units are sampled).
+
+    Parameters
+    ----------
+    estimate : float
+        The statistic on the original data (``bc`` reads its position among the replicates).
+    replicates : array-like
+        Bootstrap replicates (non-finite ones dropped).
+    ci_level : float
+    method : {"percentile", "bc"}
+
+    Returns
+    -------
+    (low, high) : tuple of float
+
+    References
+    ----------
+    Efron, B. (1981). Nonparametric standard errors and confidence intervals. Canadian Journal of Statistics,
+    9(2), 139-158. Efron, B., & Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 13-14.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [round(x, 3) for x in bootstrap_interval(0.5, np.linspace(0, 1, 101))]
+    [0.025, 0.975]
+    >>> [round(x, 3) for x in bootstrap_interval(0.3, np.linspace(0, 1, 101), method="bc")]   # shifted down
+    [0.001, 0.822]
     """
     r = np.asarray(replicates, dtype=float)
     r = r[np.isfinite(r)]
@@ -294,6 +468,47 @@ def alpha_bootstrap(units, values, level: Level = "ordinal", reps: int = 1000, s
     ``estimate``, ``conf_low``, ``conf_high``, ``std_error`` (SD of replicates), ``n`` (pairable units),
     ``n_values`` (pairable values), ``n_coders`` (coders of the pairable values, None without ids),
     ``resample``, ``replicates``. With fewer than two pairable units or a single value the estimate is NaN.
+
+    Parameters
+    ----------
+    units, values : array-like
+        Unit and value of each rating (long form).
+    level : {"nominal", "ordinal", "interval", "ratio"}
+    reps : int
+        Bootstrap replicates (0: no interval).
+    seed : int
+    ci_level : float
+    chunk : int
+        Replicates computed at once (memory bound).
+    coders : array-like, optional
+        Coder of each rating.
+    resample : {"units", "coders", "both"}
+    ci_method : {"percentile", "bc"}
+
+    Returns
+    -------
+    dict
+        See above.
+
+    References
+    ----------
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for Communication
+    Departmental Papers 43.
+    Hayes, A. F., & Krippendorff, K. (2007). Communication Methods and Measures, 1(1), 77-89 (a different,
+    pair-resampling bootstrap). Owen, A. B. (2007). The Annals of Applied Statistics, 1(2), 386-411.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan = np.nan
+    >>> K = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],     # Krippendorff (2011), section C:
+    ...               [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],         # 4 observers x 12 units
+    ...               [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+    ...               [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    >>> units, coders, values = np.tile(np.arange(12), 4), np.repeat(np.arange(4), 12), K.ravel()
+    >>> res = alpha_bootstrap(units, values, "nominal", reps=200, seed=1)
+    >>> round(res["estimate"], 3), res["n"], bool(res["conf_low"] < res["estimate"] <= res["conf_high"])
+    (0.743, 11, True)
     """
     if resample not in RESAMPLE_METHODS:
         raise EmoalignError(f"unknown resample {resample!r}", hint="use units, coders or both")

@@ -22,7 +22,26 @@ class McNemar:
 
 
 def mcnemar_counts(x, y) -> tuple[int, int]:
-    """Discordant counts of two paired boolean vectors: ``b`` = x true & y false, ``c`` = x false & y true."""
+    """Discordant counts of two paired boolean vectors: ``b`` = x true & y false, ``c`` = x false & y true.
+
+    Parameters
+    ----------
+    x, y : array-like of bool
+        Paired outcomes (e.g. correct or not, for two raters on the same images).
+
+    Returns
+    -------
+    (b, c) : tuple of int
+
+    References
+    ----------
+    McNemar, Q. (1947). Psychometrika, 12(2), 153-157.
+
+    Examples
+    --------
+    >>> mcnemar_counts([1, 1, 0, 1, 0], [1, 0, 0, 0, 1])
+    (2, 1)
+    """
     x = np.asarray(x, dtype=bool)
     y = np.asarray(y, dtype=bool)
     if x.shape != y.shape:
@@ -39,12 +58,32 @@ def mcnemar(b: int, c: int, *, correct: bool = True, exact: bool = False) -> McN
     ``p = min(1, 2 P(X <= min(b, c)))`` (statsmodels ``mcnemar(exact=True)``). With ``b + c == 0``
     the chi-square p-value is NaN (as R) and the exact p-value is 1.
 
+    Parameters
+    ----------
+    b, c : int
+        Discordant counts (:func:`mcnemar_counts`).
+    correct : bool
+        Continuity correction of the chi-square form.
+    exact : bool
+        Exact binomial test instead.
+
+    Returns
+    -------
+    McNemar
+        ``statistic``, ``df``, ``p_value``, ``b``, ``c``, ``method``.
+
     References
     ----------
     McNemar, Q. (1947). Note on the sampling error of the difference between correlated proportions
     or percentages. Psychometrika, 12(2), 153-157. Edwards, A. L. (1948). Note on the "correction
     for continuity" in testing the significance of the difference between correlated proportions.
     Psychometrika, 13, 185-187.
+
+    Examples
+    --------
+    >>> m = mcnemar(6, 2)                    # R: mcnemar.test(matrix(c(10, 2, 6, 12), 2))
+    >>> m.statistic, round(m.p_value, 4), m.method
+    (1.125, 0.2888, 'chi-square, continuity corrected')
     """
     b, c = int(b), int(c)
     if exact:

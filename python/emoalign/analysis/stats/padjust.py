@@ -25,6 +25,11 @@ def p_adjust(p, method: str = "holm", n: int | None = None) -> np.ndarray:
         ``n`` adjusts for comparisons not passed in, e.g. a family of 18 tests split over several
         analyses. Must be at least the number of non-NaN p-values.
 
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values in the input order.
+
     References
     ----------
     Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scand J Stat, 6, 65-70.
@@ -32,6 +37,13 @@ def p_adjust(p, method: str = "holm", n: int | None = None) -> np.ndarray:
     Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery rate. JRSS B, 57, 289-300.
     Benjamini, Y., & Yekutieli, D. (2001). The control of the false discovery rate in multiple
     testing under dependency. Annals of Statistics, 29, 1165-1188.
+
+    Examples
+    --------
+    >>> p_adjust([0.01, 0.02, 0.03, 0.04], "holm").tolist()       # R: p.adjust(c(.01, .02, .03, .04), "holm")
+    [0.04, 0.06, 0.06, 0.06]
+    >>> p_adjust([0.01, 0.02, 0.03, 0.04], "BH").tolist()
+    [0.04, 0.04, 0.04, 0.04]
     """
     method = _ALIASES.get(method, method)
     if method not in ADJUST_METHODS:

@@ -30,7 +30,26 @@ import numpy as np
 
 
 def estimate_prior(P) -> np.ndarray:
-    """Mean label distribution of the rows of ``P`` (items x labels; rows with a NaN are skipped), summing to 1."""
+    """Mean label distribution of the rows of ``P`` (items x labels; rows with a NaN are skipped), summing to 1.
+
+    Parameters
+    ----------
+    P : array-like, shape (items, labels)
+        Label probabilities.
+
+    Returns
+    -------
+    numpy.ndarray, shape (labels,)
+
+    References
+    ----------
+    Zhou, H. et al. (2024). Batch calibration. ICLR 2024 (the mean prediction as the prior).
+
+    Examples
+    --------
+    >>> estimate_prior([[0.6, 0.4], [0.8, 0.2]]).tolist()
+    [0.7, 0.3]
+    """
     P = np.asarray(P, dtype=float)
     ok = ~np.isnan(P).any(axis=1)
     if not ok.any():
@@ -44,6 +63,27 @@ def correct(P, prior) -> np.ndarray:
 
     A label with prior 0 cannot be corrected (division by zero): it is given a tiny floor
     (1e-12 times the largest prior entry) so its probabilities stay finite.
+
+    Parameters
+    ----------
+    P : array-like, shape (items, labels)
+        Label probabilities.
+    prior : array-like, shape (labels,)
+        The label prior to divide out.
+
+    Returns
+    -------
+    numpy.ndarray, shape (items, labels)
+        Rows sum to 1.
+
+    References
+    ----------
+    Zhao, Z. et al. (2021). Calibrate before use. ICML 2021. Saerens, M. et al. (2002). Neural Computation, 14(1), 21-41.
+
+    Examples
+    --------
+    >>> [round(float(q), 4) for q in correct([[0.6, 0.4]], [0.7, 0.3])[0]]   # the argmax moves to the rarer label
+    [0.3913, 0.6087]
     """
     P = np.asarray(P, dtype=float)
     prior = np.asarray(prior, dtype=float)
@@ -58,6 +98,30 @@ def cross_fit_prior(P, fold, train=None) -> tuple[np.ndarray, dict[int, np.ndarr
 
     ``train`` (boolean per row, default all) limits which rows may enter a prior estimate. Returns the
     corrected matrix and ``{fold: prior}``.
+
+    Parameters
+    ----------
+    P : array-like, shape (items, labels)
+        Label probabilities.
+    fold : array-like of int
+        Fold of each item.
+    train : array-like of bool, optional
+        Rows that may enter a prior estimate.
+
+    Returns
+    -------
+    (Q, priors)
+        Corrected probabilities and ``{fold: prior}``.
+
+    References
+    ----------
+    Zhao, Z. et al. (2021). ICML 2021. Hastie, T. et al. (2009). The Elements of Statistical Learning, §7.10.2.
+
+    Examples
+    --------
+    >>> Q, priors = cross_fit_prior([[0.6, 0.4], [0.8, 0.2], [0.5, 0.5], [0.9, 0.1]], fold=[0, 0, 1, 1])
+    >>> priors[0].tolist(), [round(float(q), 3) for q in Q[0]]   # fold 0 corrected by fold 1's prior
+    ([0.7, 0.3], [0.391, 0.609])
     """
     P = np.asarray(P, dtype=float)
     fold = np.asarray(fold)

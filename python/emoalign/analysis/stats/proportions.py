@@ -28,6 +28,11 @@ def wilson_ci(successes: int, n: int, conf_level: float = 0.95) -> tuple[float, 
     Wilson, E. B. (1927). Probable inference, the law of succession, and statistical inference.
     JASA, 22(158), 209-212. Newcombe, R. G. (1998). Two-sided confidence intervals for the single
     proportion: comparison of seven methods. Statistics in Medicine, 17, 857-872 (method 3).
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in wilson_ci(7, 10)]     # R: prop.test(7, 10, correct = FALSE)$conf.int
+    [0.3968, 0.8922]
     """
     if n <= 0:
         return math.nan, math.nan
@@ -38,4 +43,4 @@ def wilson_ci(successes: int, n: int, conf_level: float = 0.95) -> tuple[float, 
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

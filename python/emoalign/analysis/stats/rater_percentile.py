@@ -76,7 +76,30 @@ def _corr(n, sx, sy, sxx, syy, sxy) -> np.ndarray:
 
 
 def loo_targets(tr: Trials) -> np.ndarray:
-    """The leave-one-out human mean of each trial's image (NaN where the image has one rating)."""
+    """The leave-one-out human mean of each trial's image (NaN where the image has one rating).
+
+    Parameters
+    ----------
+    tr : Trials
+
+    Returns
+    -------
+    numpy.ndarray
+        One target per trial.
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> loo_targets(tr).tolist()
+    [2.5, 2.0, 1.5, 5.5, 5.0, 4.5, 8.5, 8.0, 7.5]
+    """
     S = np.bincount(tr.image, weights=tr.rating, minlength=tr.n_images)
     N = np.bincount(tr.image, minlength=tr.n_images).astype(float)
     rest = N[tr.image] - 1
@@ -89,6 +112,30 @@ def loo_agreement(tr: Trials, W=None) -> dict[str, np.ndarray]:
     ``r_machine``, ``mae_human``, ``mae_machine`` (NaN where undefined).
 
     ``W``: ``B x I`` image frequency weights (bootstrap replicates; default one row of ones).
+
+    Parameters
+    ----------
+    tr : Trials
+    W : array-like, shape (B, n images), optional
+        Image frequency weights.
+
+    Returns
+    -------
+    dict of numpy.ndarray, each (B, n raters)
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> ag = loo_agreement(tr)
+    >>> ag["mae_human"].tolist(), ag["mae_machine"].tolist()
+    ([[1.5, 0.0, 1.5]], [[0.5, 0.0, 0.5]])
     """
     import scipy.sparse as sp
 
@@ -115,7 +162,34 @@ def loo_agreement(tr: Trials, W=None) -> dict[str, np.ndarray]:
 
 def percentile(agree: dict[str, np.ndarray], metric: str = "r", V=None) -> np.ndarray:
     """The machine's percentile (0-100) among the raters with a defined ``metric``, ties counted half, per row
-    (``V``: ``B x J`` rater frequency weights, default ones)."""
+    (``V``: ``B x J`` rater frequency weights, default ones).
+
+    Parameters
+    ----------
+    agree : dict
+        From :func:`loo_agreement`.
+    metric : {"r", "mae"}
+    V : array-like, shape (B, n raters), optional
+        Rater frequency weights.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B,)
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> ag = loo_agreement(tr)
+    >>> float(percentile(ag, "mae")[0]), float(percentile(ag, "r")[0])   # better than 2 raters, tied with 1 by MAE
+    (83.33333333333333, 50.0)
+    """
     h, m = agree[f"{metric}_human"], agree[f"{metric}_machine"]
     V = np.ones_like(h) if V is None else np.broadcast_to(np.asarray(V, float), h.shape)
     ok = np.isfinite(h) & np.isfinite(m) & (V > 0)
@@ -127,7 +201,34 @@ def percentile(agree: dict[str, np.ndarray], metric: str = "r", V=None) -> np.nd
 
 
 def rater_mean(agree: dict[str, np.ndarray], key: str, V=None) -> np.ndarray:
-    """Mean of a per-rater array over raters where it is defined (weighted by ``V``), per row."""
+    """Mean of a per-rater array over raters where it is defined (weighted by ``V``), per row.
+
+    Parameters
+    ----------
+    agree : dict
+        From :func:`loo_agreement`.
+    key : str
+        E.g. ``"mae_human"``.
+    V : array-like, optional
+        Rater frequency weights.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B,)
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> rater_mean(loo_agreement(tr), "mae_human").tolist()
+    [1.0]
+    """
     a = agree[key]
     V = np.ones_like(a) if V is None else np.broadcast_to(np.asarray(V, float), a.shape)
     ok = np.isfinite(a) & (V > 0)
@@ -141,14 +242,69 @@ SUMMARIES = ("percentile_r", "percentile_mae", "machine_r", "human_r", "machine_
 
 
 def summarise(agree: dict[str, np.ndarray], V=None) -> dict[str, np.ndarray]:
-    """The percentiles and the rater-mean agreements of the machine and the humans (one value per row)."""
+    """The percentiles and the rater-mean agreements of the machine and the humans (one value per row).
+
+    Parameters
+    ----------
+    agree : dict
+        From :func:`loo_agreement`.
+    V : array-like, optional
+        Rater frequency weights.
+
+    Returns
+    -------
+    dict name -> numpy.ndarray
+        The statistics of ``SUMMARIES``.
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> s = summarise(loo_agreement(tr))
+    >>> round(float(s["percentile_mae"][0]), 2), round(float(s["machine_mae"][0]), 3), float(s["human_mae"][0])
+    (83.33, 0.333, 1.0)
+    """
     return {"percentile_r": percentile(agree, "r", V), "percentile_mae": percentile(agree, "mae", V),
             "machine_r": rater_mean(agree, "r_machine", V), "human_r": rater_mean(agree, "r_human", V),
             "machine_mae": rater_mean(agree, "mae_machine", V), "human_mae": rater_mean(agree, "mae_human", V)}
 
 
 def pigeonhole_bootstrap(tr: Trials, reps: int, seed=1, chunk: int = 200) -> dict[str, np.ndarray]:
-    """``reps`` replicates of :func:`summarise` with raters and images drawn independently with replacement."""
+    """``reps`` replicates of :func:`summarise` with raters and images drawn independently with replacement.
+
+    Parameters
+    ----------
+    tr : Trials
+    reps : int
+        Replicates.
+    seed : int or numpy.random.Generator seed
+    chunk : int
+        Replicates computed at once.
+
+    Returns
+    -------
+    dict name -> numpy.ndarray, each (reps,)
+
+    References
+    ----------
+    Owen, A. B. (2007). The pigeonhole bootstrap. The Annals of Applied Statistics, 1(2), 386-411 (see the module
+    docstring for the leave-one-rater-out design).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> bs = pigeonhole_bootstrap(tr, reps=50, seed=1)
+    >>> sorted(bs) == sorted(SUMMARIES), bs["machine_mae"].shape
+    (True, (50,))
+    """
     from emoalign.analysis.stats.krippendorff import bootstrap_weights
 
     rng = np.random.default_rng(seed)

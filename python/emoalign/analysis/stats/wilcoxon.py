@@ -49,7 +49,26 @@ def _signrank_cdf(n: int) -> np.ndarray:
 
 
 def signif(x, digits: int) -> np.ndarray:
-    """Round to ``digits`` significant digits (R ``signif``)."""
+    """Round to ``digits`` significant digits (R ``signif``).
+
+    Parameters
+    ----------
+    x : array-like
+    digits : int
+
+    Returns
+    -------
+    numpy.ndarray
+
+    References
+    ----------
+    R Core Team. ``?signif`` (R documentation, base package).
+
+    Examples
+    --------
+    >>> signif([123.456, 0.0012345], 3).tolist()
+    [123.0, 0.00123]
+    """
     x = np.asarray(x, dtype=float)
     with np.errstate(divide="ignore"):
         mag = np.floor(np.log10(np.abs(x)))
@@ -79,10 +98,39 @@ def wilcoxon_signed_rank(x, y=None, *, mu: float = 0.0, correct: bool = True,
     near-ties become ties (zeros are still exact zeros, as in R). The result counts the near-ties it
     ranked apart (``near_ties``).
 
+    Parameters
+    ----------
+    x : array-like
+        First sample, or the differences when ``y`` is None.
+    y : array-like, optional
+        Second sample (paired with ``x``).
+    mu : float
+        Location under the null.
+    correct : bool
+        Continuity correction of the normal approximation.
+    exact : bool or "auto"
+    digits_rank : int, optional
+        Significant digits of |d| for ranking (R ``digits.rank``).
+
+    Returns
+    -------
+    Wilcoxon
+        ``statistic`` (V), ``p_value``, ``n``, ``exact``, ``correct``, ``note``, ``near_ties``.
+
     References
     ----------
     Wilcoxon, F. (1945). Individual comparisons by ranking methods. Biometrics Bulletin, 1, 80-83.
     Hollander, M., & Wolfe, D. A. (1973). Nonparametric Statistical Methods. Wiley, pp. 27-33.
+
+    Examples
+    --------
+    Hollander & Wolfe (1973), p. 29 (depression scale before and after; R's ``?wilcox.test`` example):
+
+    >>> x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    >>> y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    >>> w = wilcoxon_signed_rank(x, y)
+    >>> w.statistic, round(w.p_value, 5), w.method
+    (40.0, 0.03906, 'exact')
     """
     d = np.asarray(x, dtype=float)
     if y is not None:
