@@ -37,6 +37,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 from emoalign.errors import EmoalignError, did_you_mean
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,13 @@ class Registry(Generic[T]):
                 self.unavailable[name] = f"needs {exc.name!r}, which is not installed"
 
     # ---- lookup --------------------------------------------------------------------------
-    def get(self, name: str) -> T:
-        """The entry of ``name`` (lazy entries are imported now); unknown names raise an ``EmoalignError``."""
+    def get(self, name: str, default: Any = _MISSING) -> T:
+        """The entry of ``name`` (lazy entries are imported now); an unknown name raises an ``EmoalignError`` (or
+        returns ``default`` when one is given, as ``dict.get``)."""
         self.discover()
         if name not in self._entries:
+            if default is not _MISSING:
+                return default
             raise self.unknown(name)
         entry = self._entries[name]
         if isinstance(entry, Lazy):

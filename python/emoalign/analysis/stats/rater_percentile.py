@@ -57,6 +57,13 @@ class Trials:
     rating: np.ndarray
     machine: np.ndarray
 
+    @classmethod
+    def example(cls) -> "Trials":
+        """Three raters rating three images (ratings 1..9) and a machine rating each image (2, 5, 8): the data of
+        the docstring examples."""
+        return cls(rater=np.tile(np.arange(3), 3), image=np.repeat(np.arange(3), 3), rating=np.arange(1.0, 10.0),
+                   machine=np.array([2.0, 5.0, 8.0]))
+
     @property
     def n_raters(self) -> int:
         return int(self.rater.max()) + 1 if self.rater.size else 0
@@ -94,9 +101,7 @@ def loo_targets(tr: Trials) -> np.ndarray:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> loo_targets(tr).tolist()
     [2.5, 2.0, 1.5, 5.5, 5.0, 4.5, 8.5, 8.0, 7.5]
     """
@@ -130,9 +135,7 @@ def loo_agreement(tr: Trials, W=None) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> ag = loo_agreement(tr)
     >>> ag["mae_human"].tolist(), ag["mae_machine"].tolist()
     ([[1.5, 0.0, 1.5]], [[0.5, 0.0, 0.5]])
@@ -183,9 +186,7 @@ def percentile(agree: dict[str, np.ndarray], metric: str = "r", V=None) -> np.nd
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> ag = loo_agreement(tr)
     >>> float(percentile(ag, "mae")[0]), float(percentile(ag, "r")[0])   # better than 2 raters, tied with 1 by MAE
     (83.33333333333333, 50.0)
@@ -223,9 +224,7 @@ def rater_mean(agree: dict[str, np.ndarray], key: str, V=None) -> np.ndarray:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> rater_mean(loo_agreement(tr), "mae_human").tolist()
     [1.0]
     """
@@ -263,9 +262,7 @@ def summarise(agree: dict[str, np.ndarray], V=None) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> s = summarise(loo_agreement(tr))
     >>> round(float(s["percentile_mae"][0]), 2), round(float(s["machine_mae"][0]), 3), float(s["human_mae"][0])
     (83.33, 0.333, 1.0)
@@ -298,9 +295,7 @@ def pigeonhole_bootstrap(tr: Trials, reps: int, seed=1, chunk: int = 200) -> dic
 
     Examples
     --------
-    >>> import numpy as np
-    >>> tr = Trials(rater=np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]), image=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-    ...             rating=np.arange(1.0, 10.0), machine=np.array([2.0, 5.0, 8.0]))   # 3 raters x 3 images
+    >>> tr = Trials.example()                       # 3 raters x 3 images
     >>> bs = pigeonhole_bootstrap(tr, reps=50, seed=1)
     >>> sorted(bs) == sorted(SUMMARIES), bs["machine_mae"].shape
     (True, (50,))

@@ -19,6 +19,7 @@ A section for a new kind is one module in ``emoalign/report/sections/`` (found w
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -55,24 +56,27 @@ SIG_NOTE = "* p < .05, ** p < .01, *** p < .001"
 class Section:
     """How the report renders the results of one kind: ``render(R, analysis_id, names) -> markdown``, under
     ``heading`` (when the analysis has no title) in ``place``: ``further`` ("Further analyses") or ``remedies``
-    ("Beyond the paper: remedies")."""
+    ("Beyond the paper: remedies"). A table without the ``columns`` the renderer reads (results of another
+    version) is rendered generically instead."""
 
     kind: str
     render: Callable[[Results, str, Names], str]
     heading: str
     place: Literal["further", "remedies"] = "further"
+    columns: tuple[str, ...] = ()
 
 
 #: kind -> Section; the modules of this package register on first use
 SECTIONS: Registry = Registry("report section", packages=("emoalign.report.sections",))
 
 
-def section(kind: str, *, heading: str | None = None, place: Literal["further", "remedies"] = "further"):
+def section(kind: str, *, heading: str | None = None, place: Literal["further", "remedies"] = "further",
+            columns: tuple[str, ...] = ()):
     """Register ``render(R, analysis_id, names) -> markdown`` as the section of every analysis of ``kind`` that
-    plays no paper role (see the module docstring)."""
+    plays no paper role (see the module docstring and :class:`Section`)."""
 
     def deco(render):
-        SECTIONS.add(kind, Section(kind, render, heading or kind.replace("_", " ").capitalize(), place),
+        SECTIONS.add(kind, Section(kind, render, heading or kind.replace("_", " ").capitalize(), place, tuple(columns)),
                      origin=render.__module__)
         return render
 
@@ -113,6 +117,21 @@ def need(R: Results, *roles: str) -> tuple[list[str | None], str | None]:
             return ids, note(f"*Analysis `{aid}` (kind `{got}`) plays the role `{role}`, which needs kind `{kind}`, so "
                              "this section is skipped (it is shown under Further analyses).*")
     return ids, None
+
+
+def plays(role: str):
+    """Decorator of a paper section ``fn(R, analysis_id, *args)``: it is called with the analysis playing ``role``
+    and becomes ``fn(R, *args)``, which returns :func:`need`'s note instead when no analysis can play it."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def render(R: Results, *args) -> str:
+            (aid,), miss = need(R, role)
+            return miss if miss else fn(R, aid, *args)
+
+        return render
+
+    return deco
 
 
 def warnings_note(R: Results, aid: str, about: str | None = None) -> str:

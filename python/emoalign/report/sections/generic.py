@@ -52,7 +52,9 @@ def render(R: Results, aid: str, level: int = 2, *, heading: str | None = None, 
         md += f"{R.description(aid)} (Analysis `{aid}`, kind `{kind}`.)\n\n".lstrip()
     if R.status(aid) != "ok":
         return md + note(R.note(aid))
-    return md + (sec.render(R, aid, Names.of(R)) if sec else generic_body(R, aid, Names.of(R)))
+    if sec is None or not set(sec.columns) <= set(R.table(aid).columns):
+        return md + generic_body(R, aid, Names.of(R))
+    return md + sec.render(R, aid, Names.of(R))
 
 
 def generic(R: Results, aid: str, level: int = 2) -> str:

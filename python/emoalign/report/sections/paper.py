@@ -21,7 +21,7 @@ from emoalign.report import interpret as I
 from emoalign.report import tables as T
 from emoalign.report.names import MARK, Names
 from emoalign.report.results import Results
-from emoalign.report.sections.base import SIG_NOTE, need, note, raters_in as _raters_in, remap_note as _remap_note, slug
+from emoalign.report.sections.base import SIG_NOTE, need, note, plays, raters_in as _raters_in, remap_note as _remap_note, slug
 from emoalign.report.sections.base import warnings_note as _warnings
 
 __all__ = ["title_banner", "study_design", "rater_provenance", "human_ceiling", "variance_decomposition", "naturalness",
@@ -107,10 +107,8 @@ def rater_provenance(R: Results) -> str:
 
 
 # --- human ceiling ---------------------------------------------------------------------------
-def human_ceiling(R: Results) -> str:
-    (aid,), miss = need(R, "human_ceiling")
-    if miss:
-        return miss
+@plays("human_ceiling")
+def human_ceiling(R: Results, aid: str) -> str:
     n = _names(R)
     df = R.table(aid)
     cap = ("Human inter-rater reliability, the ceiling machine raters are judged against: "
@@ -119,10 +117,8 @@ def human_ceiling(R: Results) -> str:
             + _warnings(R, aid))
 
 
-def variance_decomposition(R: Results) -> str:
-    (aid,), miss = need(R, "variance_decomposition")
-    if miss:
-        return miss
+@plays("variance_decomposition")
+def variance_decomposition(R: Results, aid: str) -> str:
     df = R.table(aid)
     opts, info = R.options(aid), R.info(aid)
     n = _names(R)
@@ -153,10 +149,8 @@ def naturalness(R: Results) -> str:
 
 
 # --- classification --------------------------------------------------------------------------
-def classification(R: Results) -> str:
-    (aid,), miss = need(R, "classification")
-    if miss:
-        return miss
+@plays("classification")
+def classification(R: Results, aid: str) -> str:
     df = R.table(aid)
     n = _names(R)
     raters = _raters_in(df)
@@ -181,10 +175,8 @@ def classification(R: Results) -> str:
     return md + I.classification(R, n, R.rater_family()) + _warnings(R, aid)
 
 
-def mcnemar(R: Results) -> str:
-    (aid,), miss = need(R, "mcnemar")
-    if miss:
-        return miss
+@plays("mcnemar")
+def mcnemar(R: Results, aid: str) -> str:
     df = R.table(aid)
     n = _names(R)
     opts = R.options(aid)
@@ -217,10 +209,8 @@ def mcnemar(R: Results) -> str:
 
 
 # --- dimensions ------------------------------------------------------------------------------
-def dimension_summary(R: Results, dimension: str, table_no: int) -> str:
-    (aid,), miss = need(R, "dimensional_agreement")
-    if miss:
-        return miss
+@plays("dimensional_agreement")
+def dimension_summary(R: Results, aid: str, dimension: str, table_no: int) -> str:
     df = R.table(aid)
     if not (df["dimension"] == dimension).any():
         return note(f"`dimensional_agreement` has no {dimension} rows.")
@@ -270,10 +260,8 @@ def bias(R: Results, dimension: str, table_no: int) -> str:
     return md + I.lmm_tests(R, dimension, n, ref)
 
 
-def bland_altman(R: Results) -> str:
-    (aid,), miss = need(R, "dimensional_agreement")
-    if miss:
-        return miss
+@plays("dimensional_agreement")
+def bland_altman(R: Results, aid: str) -> str:
     pts = R.extra(aid, "points")
     if pts is None or pts.empty:
         return note("`dimensional_agreement` wrote no `points` table, so the Bland–Altman plots are skipped.")
@@ -286,10 +274,8 @@ def bland_altman(R: Results) -> str:
                           + n.sim_note(_raters_in(pts)), "fig-bland-altman", width=size[0], height=size[1])
 
 
-def strength_inversion(R: Results) -> str:
-    (aid,), miss = need(R, "dimensional_agreement")
-    if miss:
-        return miss
+@plays("dimensional_agreement")
+def strength_inversion(R: Results, aid: str) -> str:
     n = _names(R)
     ag = R.table(aid)
     p, size = F.strength_inversion(ag, R.rater_family(), n)
@@ -299,10 +285,8 @@ def strength_inversion(R: Results) -> str:
                        width=size[0], height=size[1]) + I.strength_inversion(R, R.rater_family())
 
 
-def response_variance(R: Results) -> str:
-    (aid,), miss = need(R, "response_diversity")
-    if miss:
-        return miss
+@plays("response_diversity")
+def response_variance(R: Results, aid: str) -> str:
     df = R.table(aid)
     n = _names(R)
     hsd = R.options(aid).get("human_sd", "trials")
@@ -324,10 +308,8 @@ def response_variance(R: Results) -> str:
 
 
 # --- demographics ----------------------------------------------------------------------------
-def demographic(R: Results) -> str:
-    (aid,), miss = need(R, "demographic_lmm")
-    if miss:
-        return miss
+@plays("demographic_lmm")
+def demographic(R: Results, aid: str) -> str:
     df = R.table(aid)
     n = _names(R)
     opts, info = R.options(aid), R.info(aid)
@@ -349,10 +331,8 @@ def demographic(R: Results) -> str:
     return md + _warnings(R, aid) + I.demographic(R, n, refs)
 
 
-def race_emotion_accuracy(R: Results) -> str:
-    (aid,), miss = need(R, "race_emotion_accuracy")
-    if miss:
-        return miss
+@plays("race_emotion_accuracy")
+def race_emotion_accuracy(R: Results, aid: str) -> str:
     n = _names(R)
     df = R.table(aid)
     return T.md_table(T.group_accuracy(df, n), "Intersectional classification accuracy: proportion correct per design "

@@ -63,21 +63,9 @@ def derived_raters(R: Results, names: Names) -> str:
                              [r["rater"] for r in d], humans=False), "tbl-derived-raters")
 
 
-def _other_layout(R: Results, aid: str, names: Names) -> str | None:
-    """The generic rendering of a remedy table without ``stage``/``metric`` columns (another version's layout)."""
-    if {"stage", "metric"} <= set(R.table(aid).columns):
-        return None
-    from emoalign.report.sections.generic import generic_body
-
-    return generic_body(R, aid, names)
-
-
 # --- calibration ----------------------------------------------------------------------------------
-@section("calibration", heading="Calibration", place="remedies")
+@section("calibration", heading="Calibration", place="remedies", columns=("stage", "metric"))
 def calibration(R: Results, aid: str, names: Names) -> str:
-    other = _other_layout(R, aid, names)
-    if other is not None:
-        return other
     df, opts = R.table(aid), R.options(aid)
     per = {"predicted": "the emotion the machine gave", "reference": "the intended emotion", "none": "all images"}[opts.get("per", "predicted")]
     how = (f"{opts.get('method', 'affine')} map per {per}, fitted on {opts.get('folds', 5)} folds grouped by "
@@ -117,11 +105,8 @@ def _reading_calibration(ov: pd.DataFrame, names: Names, opts: dict) -> str:
 
 
 # --- prior correction ------------------------------------------------------------------------------
-@section("prior_correction", heading="Label-prior correction", place="remedies")
+@section("prior_correction", heading="Label-prior correction", place="remedies", columns=("stage", "metric"))
 def prior_correction(R: Results, aid: str, names: Names) -> str:
-    other = _other_layout(R, aid, names)
-    if other is not None:
-        return other
     df, opts = R.table(aid), R.options(aid)
     src = (f"its answers to the content-free inputs {', '.join(opts.get('content_free_images') or [])}"
            if opts.get("prior") == "content_free" else
