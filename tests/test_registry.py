@@ -153,6 +153,31 @@ def test_a_third_party_kind_from_an_entry_point_runs_through_analyze(plugin_dist
     assert entry["description"] == "Mean rating of each rater over the images (a plug-in kind)."
 
 
+def test_a_plug_in_that_takes_a_builtin_name_is_an_error_naming_both(plugin_distribution):
+    info = next(plugin_distribution.glob("*.dist-info"))
+    (info / "entry_points.txt").write_text("[emoalign.kinds]\nlmm = emoalign_plugin_demo.kinds:run\n")
+    KINDS.refresh()
+    try:
+        with pytest.raises(EmoalignError, match="analysis kind 'lmm' is registered twice: by "
+                                                "emoalign.analysis.kinds.lmm and by entry point 'lmm' of emoalign-plugin-demo"):
+            KINDS.names()   # every full listing (the spec model, schema, unknown names) reads the entry points
+    finally:
+        (info / "entry_points.txt").write_text("")
+        KINDS.refresh()
+        KINDS.names()
+
+
+def test_a_builtin_fer_model_is_found_without_importing_the_others():
+    """``fer:minixception`` imports raters/fer/minixception.py, not every FER module (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from emoalign.raters.fer import parse_fer_name; print(parse_fer_name('minixception'), "
+            "'emoalign.raters.fer.hsemotion' in sys.modules, 'emoalign.raters.fer.example_plugin' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "('minixception', None) False False", out
+
+
 def test_a_third_party_fer_model_from_an_entry_point_rates_faces(plugin_distribution, tmp_path):
     from emoalign.raters.fer import build_fer_rater, list_fer_models
     from emoalign.raters.runs import StimulusItem
@@ -162,3 +187,17 @@ def test_a_third_party_fer_model_from_an_entry_point_rates_faces(plugin_distribu
     rater = build_fer_rater("fer:constant", label_map={"anger": "angry", "happiness": "happy", "sadness": "sad"})
     row = rater.rate([StimulusItem("f1", tmp_path / "face.png")])[0]
     assert row["emotion"] == "happy" and row["p_emotion_happy"] == pytest.approx(0.5)
+
+
+def test_the_registry_and_the_spec_import_no_stage():
+    """registry.py imports nothing heavy; spec/ reaches the kinds only through the registry, not by importing
+    analysis/ (a fresh interpreter, so modules other tests imported do not count)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, emoalign.registry; heavy = [m for m in ('numpy', 'pandas', 'pydantic', 'emoalign.analysis') "
+            "if m in sys.modules]; import emoalign.spec.load, emoalign.spec.model; "
+            "stages = [m for m in sys.modules if m.startswith(('emoalign.analysis', 'emoalign.report', 'emoalign.raters'))]; "
+            "print(heavy, stages)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] []", out

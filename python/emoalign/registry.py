@@ -19,8 +19,11 @@ A :class:`Registry` maps a name to an entry. Entries come from three places, all
   itself register the name, the loaded object is registered under the entry point's name.
 
 The groups are ``emoalign.kinds`` (analysis kinds), ``emoalign.fer`` (FER models) and ``emoalign.backends``
-(VLM backends). A name registered twice by two different modules is an error naming both. Lookups of an
-unknown name say which names exist, with a did-you-mean. Every registration bumps ``version``, so a cache
+(VLM backends). A name registered twice by two different modules is an error naming both (a plug-in's entry
+point that takes a built-in name is found when the registry is listed: the spec model, ``spec schema``, an
+unknown name). A lookup imports the built-in module named like the entry first (``fer:minixception`` imports
+``raters/fer/minixception.py`` alone), then, for other names, every module. Lookups of an unknown name say
+which names exist, with a did-you-mean. Every registration bumps ``version``, so a cache
 built from a registry (the spec model) can tell when a late registration makes it stale.
 
 This module imports nothing heavy and nothing else of emoalign but ``errors``.
@@ -154,18 +157,21 @@ class Registry(Generic[T]):
                 self._import_package(pkg)
             if self.group:
                 for ep in entry_points(self.group):
-                    if ep.name not in self._entries:
-                        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
-                        self.add_lazy(ep.name, ep.value if ":" in ep.value else f"{ep.value}:",
-                                      origin=f"entry point {ep.name!r} of {dist}")
+                    dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+                    origin, module = f"entry point {ep.name!r} of {dist}", ep.value.partition(":")[0]
+                    if self._origin.get(ep.name) in (origin, module):  # declared (or loaded) before
+                        continue
+                    # a name another module registered is an error naming both
+                    self.add_lazy(ep.name, ep.value if ":" in ep.value else f"{ep.value}:", origin=origin)
             self._discovered = True
         finally:
             self._discovering = False
 
-    def _import_package(self, pkg: str) -> None:
+    def _import_package(self, pkg: str, only: str | None = None) -> None:
+        """Import the public modules of ``pkg`` (``only``: just the one of that name, if there is one)."""
         package = importlib.import_module(pkg)
         for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
-            if info.name.startswith("_"):
+            if info.name.startswith("_") or (only is not None and info.name != only):
                 continue
             name = f"{pkg}.{info.name}"
             try:
@@ -175,12 +181,24 @@ class Registry(Generic[T]):
                     raise
                 self.unavailable[name] = f"needs {exc.name!r}, which is not installed"
 
+    def _find(self, name: str) -> bool:
+        """Whether ``name`` is registered, looking first in the built-in module of that name (``fer:minixception``
+        imports ``raters/fer/minixception.py`` only), then everywhere."""
+        if name in self._entries:
+            return True
+        if not self._discovered and not self._discovering and isinstance(name, str) and name.isidentifier():
+            for pkg in self.packages:
+                self._import_package(pkg, only=name)
+            if name in self._entries:
+                return True
+        self.discover()
+        return name in self._entries
+
     # ---- lookup --------------------------------------------------------------------------
     def get(self, name: str, default: Any = _MISSING) -> T:
         """The entry of ``name`` (lazy entries are imported now); an unknown name raises an ``EmoalignError`` (or
         returns ``default`` when one is given, as ``dict.get``)."""
-        self.discover()
-        if name not in self._entries:
+        if not self._find(name):
             if default is not _MISSING:
                 return default
             raise self.unknown(name)
@@ -230,7 +248,7 @@ class Registry(Generic[T]):
 
     def meta(self, name: str) -> dict:
         """The metadata given to :meth:`add_lazy` (empty for entries registered in code), without importing."""
-        if name not in self:
+        if name not in self._entries and name not in self:
             raise self.unknown(name)
         return dict(self._meta.get(name, {}))
 
@@ -268,8 +286,7 @@ class Registry(Generic[T]):
         self.remove(name)
 
     def __contains__(self, name: object) -> bool:
-        self.discover()
-        return name in self._entries
+        return self._find(name)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -1,11 +1,12 @@
 """Spec strings that reach R, checked against the formula grammar (:mod:`emoalign.formula`) when a
 spec is loaded: before any data is read and long before R starts.
 
-Only a formula (``formula``, or the one ``fixed`` builds) and the factor names ``contrast`` /
-``contrast_by`` reach R as text; every other option reaches it as data (numbers, levels, names
-used as keys). A formula outside the grammar, or a contrast name that is not a variable of the
-formula, is a spec error naming the YAML line. Whether the variables are columns of the frame the
-analysis uses is checked against the data by :mod:`emoalign.spec.check`.
+Only a model formula and factor names such as ``lmm``'s ``contrast`` / ``contrast_by`` reach R as text; every
+other option reaches it as data (numbers, levels, names used as keys). Each kind declares its R strings on its
+options model (``r_formula()``, ``r_names()``; :class:`emoalign.analysis.kinds.base.AnalysisBase`). A formula
+outside the grammar, or a name that is not a variable of the formula, is a spec error naming the YAML line.
+Whether the variables are columns of the frame the analysis uses is the kind's own data check
+(:mod:`emoalign.analysis.checks`).
 """
 
 from __future__ import annotations
