@@ -6,7 +6,6 @@ field, and what to do about it.
 
 from __future__ import annotations
 
-import difflib
 import errno
 
 
@@ -51,6 +50,8 @@ def did_you_mean(word, choices, n: int = 1) -> str:
     >>> did_you_mean("xyz", ["valence"])
     ''
     """
+    import difflib  # imported here: ~10 ms that every `emoalign` start would pay
+
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
     if not close:
         return ""

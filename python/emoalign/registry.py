@@ -34,7 +34,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from emoalign.errors import EmoalignError, did_you_mean
@@ -300,6 +299,8 @@ class Registry(Generic[T]):
 
 def entry_points(group: str) -> list:
     """Installed entry points of ``group`` (a function, so tests can substitute a fake distribution's)."""
+    from importlib import metadata  # imported here: it costs ~40 ms that `emoalign --help` need not pay
+
     return list(metadata.entry_points(group=group))
 
 
