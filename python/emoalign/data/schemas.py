@@ -1,4 +1,4 @@
-"""Arrow schemas of every table in the public contract (DESIGN.md, "Public contract").
+"""Arrow schemas of every table in the public contract (see also docs/results-contract.md).
 
 Each table has *required* columns with fixed types; any other columns (design columns such as
 ``race``/``gender``, rater attributes, extra dimensions, per-class probabilities) may ride along.

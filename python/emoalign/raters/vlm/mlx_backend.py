@@ -130,6 +130,7 @@ class MLXBackend:
         self._states: OrderedDict[str, _ImageState] = OrderedDict()
         self._forms: dict[tuple[str, ...], CandidateForms] = {}
         self._proc_kwargs = self._processor_kwargs()
+        self.default_batch_size = 1      # it answers one image at a time; a batch only sizes the part files
 
     def _restore_untied_lm_head(self) -> bool:
         """Load a checkpoint's own ``lm_head`` where mlx-vlm replaced it with the embeddings.

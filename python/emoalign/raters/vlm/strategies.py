@@ -18,7 +18,9 @@ the parser found the answer — renormalised over the candidates; see ``answer_p
 ``<step>_candidate_mass`` (their mass before renormalising), ``valence_expected``/``arousal_expected``
 (probability-weighted mean rating, cf. G-Eval, Liu et al. 2023; NaN when the step's answer is invalid:
 its distribution is kept, flagged by ``<step>_status == "invalid"``, but it is not an answer to the
-question), and ``labels_shown`` (the order the labels were listed in).
+question), and ``labels_shown`` (the order the labels were listed in). Answers from a server (``openai``)
+also put what it reported on the row: ``served_model``, ``system_fingerprint`` (first step that reported
+one) and ``logprobs_used`` (every step came back with log-probabilities).
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ def _prob_fields(row: dict, step: str, answer: Answer, candidates: tuple[str, ..
     if step in RATING_STEPS:
         row[f"{step}_expected"] = (math.nan if parsed.status == "invalid"
                                    else float(sum(float(c) * answer.probs[c] for c in candidates)))
+
+
+def _record_serving(row: dict, answer: Answer) -> None:
+    """What a server reported about the answer (only backends that say so: ``openai``)."""
+    for key in ("served_model", "system_fingerprint"):
+        if answer.info.get(key) is not None:
+            row.setdefault(key, answer.info[key])
+    if "logprobs_used" in answer.info:
+        row["logprobs_used"] = bool(row.get("logprobs_used", True) and answer.info["logprobs_used"])
 
 
 def run_strategy(backend, prompts: PromptSet, keys: Sequence[str], images: Sequence[Image.Image], *,
@@ -94,6 +105,7 @@ def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
         p = parse_label(ans.text, labels)
         row.update(emotion=p.value, emotion_raw=ans.text, emotion_status=p.status, emotion_prompt=text)
         _prob_fields(row, "emotion", ans, labels, p)
+        _record_serving(row, ans)
         carried_emotion.append(carried_text(p, ans.text))
     # step 2: valence
     values = prompts.rating_values("valence")
@@ -107,6 +119,7 @@ def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
         p = parse_rating(ans.text, lo, hi, "valence")
         row.update(valence=p.value, valence_raw=ans.text, valence_status=p.status, valence_prompt=text)
         _prob_fields(row, "valence", ans, values, p)
+        _record_serving(row, ans)
         carried_valence.append(carried_text(p, ans.text))
     # step 3: arousal
     values = prompts.rating_values("arousal")
@@ -119,6 +132,7 @@ def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
         p = parse_rating(ans.text, lo, hi, "arousal")
         row.update(arousal=p.value, arousal_raw=ans.text, arousal_status=p.status, arousal_prompt=text)
         _prob_fields(row, "arousal", ans, values, p)
+        _record_serving(row, ans)
 
 
 def _integrated(backend, prompts, keys, images, shown, rows, max_new_tokens):
@@ -126,6 +140,7 @@ def _integrated(backend, prompts, keys, images, shown, rows, max_new_tokens):
     answers = _ask(backend, keys, images, texts, (), max(max_new_tokens, 48))
     scales = {d: prompts.scale(d) for d in RATING_STEPS}
     for row, text, ans in zip(rows, texts, answers):
+        _record_serving(row, ans)
         parsed = parse_integrated(ans.text, tuple(prompts.labels), scales)
         for step in ("emotion",) + RATING_STEPS:
             row.update({step: parsed[step].value, f"{step}_raw": ans.text, f"{step}_status": parsed[step].status,
