@@ -288,3 +288,21 @@ def test_hub_revision_is_the_resolved_commit(tmp_path, tiny_gemma3_dir, monkeypa
     prov = backend.provenance()
     assert prov["model_revision"] == commit and prov["requested_revision"] == "main"
     assert json.dumps(prov)
+
+
+def test_exact_prompt_ids_on_the_real_tokenizers(tiny_gemma3_dir, tiny_mllama_dir, tiny_images):
+    """The emotion step's prompt, token by token, as the released checkpoints see it: one BOS, the chat turn of
+    the real template, the image (Gemma3: 256 soft tokens between <start_of_image> and <end_of_image>, framed by
+    blank lines; LLaMA-3.2-Vision: one <|image|>) before the text, the text, and the generation prompt."""
+    ps = PromptSet()
+    prompts = [ps.render("emotion"), ps.render("valence", emotion="sad"), ps.render("arousal", emotion="sad", valence=3)]
+    prompt = prompts[0]
+    for model_dir, head, tail in (
+            (tiny_gemma3_dir, [2, 105, 2364, 109, 255999] + [262144] * 256 + [256000, 108], [106, 107, 105, 4368, 107]),
+            (tiny_mllama_dir, [128000, 128006, 882, 128007, 271, 128256], [128009, 128006, 78191, 128007, 271])):
+        backend = _hf(model_dir, fast=True)
+        for p in prompts:                      # every step: the same turn around its own text
+            body = backend.tokenizer.encode(p, add_special_tokens=False)
+            assert backend.prompt_ids(Ask("k", tiny_images[0], p)) == head + body + tail
+    # "What is the facial expression in this image? ..." in Gemma 3's own vocabulary
+    assert _hf(tiny_gemma3_dir, fast=True).tokenizer.encode(prompt, add_special_tokens=False)[:5] == [3689, 563, 506, 25944, 5619]

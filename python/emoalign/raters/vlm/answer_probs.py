@@ -152,6 +152,35 @@ def answer_position(tokens: Sequence[int], token_texts: Sequence[str], offsets: 
     return None
 
 
+def score_answer(forms: CandidateForms, tokens: Sequence[int], decode: Callable[[Sequence[int]], str],
+                 steps: Sequence[np.ndarray], locate: Callable[[str], tuple[int, int] | None] | None,
+                 probe: Callable[[int, list], Mapping[tuple[int, ...], np.ndarray]]):
+    """``(probs, mass, answer_position, n_probes)`` of one generated answer.
+
+    ``tokens``: the generated ids; ``decode``: ids -> text (as the answer text is decoded); ``steps[k]``: the
+    gathered log-probabilities that produced ``tokens[k]``; ``locate``: text -> span of the parsed answer;
+    ``probe(at, contexts)``: gathered log-probabilities after ``tokens[:at]`` + each context, for the contexts
+    the greedy steps do not cover.
+    """
+    text = decode(tokens)
+    offsets = [len(decode(tokens[:i])) for i in range(len(tokens) + 1)]
+    offsets[-1] = max(offsets[-1], len(text))
+    texts = [text[offsets[i]:offsets[i + 1]] for i in range(len(tokens))]
+    pos = answer_position(tokens, texts, offsets, forms, locate(text) if locate is not None else None)
+    at = pos if pos is not None and pos < len(steps) else min(reasoning_end(texts), len(steps) - 1)
+    dists, missing = {(): steps[at]}, []
+    for ctx in forms.contexts:
+        j = at + len(ctx)
+        if j < len(steps) and tuple(tokens[at:j]) == ctx:
+            dists[ctx] = steps[j]
+        else:
+            missing.append(ctx)
+    if missing:
+        dists.update(probe(at, missing))
+    probs, mass = forms.score(dists)
+    return probs, mass, pos, len(missing)
+
+
 def renormalise(candidates: Sequence[str], raw: Sequence[float]) -> tuple[dict[str, float] | None, float]:
     """``(probs, mass)``: candidate probabilities summing to 1 and their summed mass before that.
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from emoalign.errors import EmoalignError
-from emoalign.raters.vlm.answer_probs import CandidateForms, answer_position, reasoning_end
+from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
 from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
                                         resolve_placement)
@@ -245,24 +245,9 @@ class HFBackend:
         info.update(new_tokens=len(new), token_ids=new)
         if not ask.candidates or not steps:
             return Answer(text=text, info=info)
-        forms = self.forms(tuple(ask.candidates))
-        offsets = [len(self._decode(new[:i])) for i in range(len(new) + 1)]
-        offsets[-1] = max(offsets[-1], len(text))
-        texts = [text[offsets[i]:offsets[i + 1]] for i in range(len(new))]
-        span = ask.locate(text) if ask.locate is not None else None
-        pos = answer_position(new, texts, offsets, forms, span)
-        at = pos if pos is not None and pos < len(steps) else min(reasoning_end(texts), len(steps) - 1)
-        dists, missing = {(): steps[at]}, []
-        for ctx in forms.contexts:
-            j = at + len(ctx)
-            if j < len(steps) and tuple(new[at:j]) == ctx:
-                dists[ctx] = steps[j]
-            else:
-                missing.append(ctx)
-        if missing:
-            dists.update(probe(at, missing))
-        probs, mass = forms.score(dists)
-        info.update(answer_position=pos, probes=len(missing))
+        probs, mass, pos, n_probes = score_answer(self.forms(tuple(ask.candidates)), new, self._decode, steps,
+                                                  ask.locate, probe)
+        info.update(answer_position=pos, probes=n_probes)
         return Answer(text=text, probs=probs, candidate_mass=mass, info=info)
 
     # ----------------------------------------------------------------- reference path
@@ -376,9 +361,11 @@ class HFBackend:
         plen = self._prefixes[asks[0].image_key].ids.shape[0]
         ids = torch.cat([enc["input_ids"][:, plen:] for enc in encs], dim=0)
         L = ids.shape[1]
-        cams = [enc["cross_attention_mask"] for enc in encs] if "cross_attention_mask" in encs[0] else None
-        kw = {"cross_attention_mask": torch.cat([c[:, plen:] for c in cams], 0)} if cams else {}
-        last_cam = torch.cat([c[:, -1:] for c in cams], 0) if cams else None
+        # Mllama: the full-length cross-attention mask on every cached call (transformers >= 5.18 slices it to the
+        # new tokens itself, earlier 5.x index it by absolute position: the full mask is right for both)
+        cam = torch.cat([enc["cross_attention_mask"] for enc in encs], 0) if "cross_attention_mask" in encs[0] else None
+        kw = {"cross_attention_mask": cam} if cam is not None else {}
+        step_cam = cam
         cache = self._stack_caches([self._prefixes[a.image_key].cache for a in asks])
         attn = torch.ones((B, plen + L), dtype=torch.long, device=dev)
         out = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
@@ -404,15 +391,16 @@ class HFBackend:
                 break
             feed = torch.tensor([[pad if done[i] else new[i][-1]] for i in range(B)], device=dev)
             attn = torch.cat([attn, torch.ones((B, 1), dtype=torch.long, device=dev)], dim=1)
-            if last_cam is not None:
-                kw["cross_attention_mask"] = last_cam
+            if cam is not None:
+                cam = torch.cat([cam, cam[:, -1:]], dim=1)
+                kw["cross_attention_mask"] = cam
             out = self.model(input_ids=feed, attention_mask=attn, past_key_values=cache, use_cache=True,
                              logits_to_keep=1, **kw)
             logits = out.logits[:, -1]
 
         def probe(i):
             return lambda at, ctxs: self._probe_cached(snapshot, i, plen + L, new[i][:at], ctxs, forms[i],
-                                                       last_cam[i:i + 1] if last_cam is not None else None)
+                                                       step_cam[i:i + 1] if step_cam is not None else None)
 
         answers = [self._finish(a, new[i], steps[i], probe(i), {"path": "fast", "batch_size": B})
                    for i, a in enumerate(asks)]
@@ -422,7 +410,8 @@ class HFBackend:
     def _probe_cached(self, snapshot, row: int, length: int, before: list[int], contexts, forms: CandidateForms,
                       cam) -> dict:
         """Next-token distributions after (the row's prompt) + ``before`` + each context, on copies of the cache
-        taken right after the step's tokens; contexts of equal length run as one batch."""
+        taken right after the step's tokens; contexts of equal length run as one batch. ``cam``: the row's
+        full-length cross-attention mask at that point (Mllama)."""
         import torch
 
         by_len: dict[int, list] = {}
@@ -435,7 +424,10 @@ class HFBackend:
             if len(ctxs) > 1:
                 cache.batch_repeat_interleave(len(ctxs))
             ids = torch.tensor([before + list(c) for c in ctxs], dtype=torch.long, device=self.device)
-            kw = {"cross_attention_mask": cam.repeat(len(ctxs), ids.shape[1], 1, 1)} if cam is not None else {}
+            kw = {}
+            if cam is not None:      # full length: the step's mask, then its last row for every token fed here
+                full = torch.cat([cam, cam[:, -1:].repeat(1, ids.shape[1], 1, 1)], dim=1)
+                kw["cross_attention_mask"] = full.repeat(len(ctxs), 1, 1, 1)
             attn = torch.ones((len(ctxs), length + ids.shape[1]), dtype=torch.long, device=self.device)
             logits = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True,
                                 logits_to_keep=1, **kw).logits[:, -1]

@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from emoalign.errors import EmoalignError
-from emoalign.raters.vlm.answer_probs import CandidateForms, answer_position, reasoning_end
+from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
 from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
                                         resolve_placement)
@@ -216,6 +216,11 @@ class MLXBackend:
                                      **self._proc_kwargs))
         if "images" in inputs and "pixel_values" not in inputs:
             inputs["pixel_values"] = inputs.pop("images")
+        import mlx.core as mx
+
+        # older transformers return numpy arrays for return_tensors="mlx"
+        inputs = {k: (mx.array(np.asarray(v)) if v is not None and not isinstance(v, mx.array)
+                      and hasattr(v, "__array__") else v) for k, v in inputs.items()}
         out = {k: v for k, v in inputs.items() if v is not None and k != "attention_mask"}
         out["mask"] = inputs.get("attention_mask")
         return out
@@ -334,24 +339,10 @@ class MLXBackend:
             return Answer(text=text, info=info)
         tracked = st.cache.cache if st.cache is not None and st.cache.cache is not None else own_cache
         gen = list(toks)
-        full = self._decode(gen)
-        offsets = [len(self._decode(gen[:i])) for i in range(len(gen) + 1)]
-        offsets[-1] = max(offsets[-1], len(full))
-        texts = [full[offsets[i]:offsets[i + 1]] for i in range(len(gen))]
-        span = ask.locate(full) if ask.locate is not None else None
-        pos = answer_position(gen, texts, offsets, forms, span)
-        at = pos if pos is not None and pos < len(steps) else min(reasoning_end(texts), len(steps) - 1)
-        dists, missing = {(): steps[at]}, []
-        for ctx in forms.contexts:
-            j = at + len(ctx)
-            if j < len(steps) and tuple(gen[at:j]) == ctx:
-                dists[ctx] = steps[j]
-            else:
-                missing.append(ctx)
-        if missing:
-            dists.update(self._probe(ask, st, inputs, prompt_ids, gen[:at], missing, forms, tracked))
-        probs, mass = forms.score(dists)
-        info.update(answer_position=pos, probes=len(missing))
+        probs, mass, pos, n_probes = score_answer(
+            forms, gen, self._decode, steps, ask.locate,
+            lambda at, ctxs: self._probe(ask, st, inputs, prompt_ids, gen[:at], ctxs, forms, tracked))
+        info.update(answer_position=pos, probes=n_probes)
         return Answer(text=text, probs=probs, candidate_mass=mass, info=info)
 
     def _probe(self, ask: Ask, st: _ImageState, inputs: dict, prompt_ids: list[int], before: list[int], contexts,
