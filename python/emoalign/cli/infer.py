@@ -181,7 +181,13 @@ def _summary_lines(ratings: Path) -> list[str]:
                                "prompt order when it is the paper's six).")
 @click.option("--scale", "scales", multiple=True, metavar="DIM=MIN:MAX", help="Rating scale, e.g. --scale valence=1:9 (default: the spec's, else 1-9).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per batch (one part file each). Default: 1 for VLMs (the greedy reference), the model's own for FER (32).")
+              help="Images per batch (one part file each). Default per backend: hf 8 on a GPU, 4 on CPU (batched "
+                   "answers equal batch-1 answers, tested); mlx 1 (it answers one image at a time); openai its "
+                   "concurrency (4; one request per worker each step); FER the model's own (32).")
+@click.option("--image-placement", type=click.Choice(["model", "before", "after"]), default="model", show_default=True,
+              help="Where the image goes in the user turn: model = the model's own documented placement (before "
+                   "the text for Gemma 3 and LLaMA-3.2-Vision); after = mlx-vlm's own prompt helper (what "
+                   "`python -m mlx_vlm.generate` sends). Recorded as image_placement on every row.")
 @click.option("--trust-remote-code", is_flag=True,
               help="fer: allow loading pickled model files (unpickling runs code; only for files you trust).")
 @click.option("--fast/--reference", default=True, show_default=True,
@@ -198,7 +204,8 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--retry-errors", is_flag=True, help="Re-rate images whose rows hold an error.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders, seed, spec, labels, scales, batch_size,
-          fast, trust_remote_code, dtype, device, max_new_tokens, base_url, api_key_env, options, limit, force, retry_errors, no_progress):
+          image_placement, fast, trust_remote_code, dtype, device, max_new_tokens, base_url, api_key_env, options, limit,
+          force, retry_errors, no_progress):
     """Rate every stimulus with one model; re-running the same command resumes an interrupted run.
 
     \b
@@ -207,7 +214,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
       emoalign infer --rater mlx:mlx-community/Llama-3.2-11B-Vision-Instruct-4bit --name llama32v --stimuli stimuli.parquet --out runs/
     \b
     transformers on a GPU, an OpenAI-compatible server, a FER model, the label-order probe:
-      emoalign infer --rater hf:google/gemma-3-4b-it --dtype bfloat16 --batch-size 8 --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater hf:google/gemma-3-4b-it --dtype bfloat16 --stimuli stimuli.parquet --out runs/
       emoalign infer --rater openai:gemma-3 --base-url http://gpu:8000/v1 --stimuli stimuli.parquet --out runs/
       emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
       emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
@@ -249,6 +256,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         if bad:
             raise EmoalignError(f"--orders has unknown order(s) {', '.join(bad)}", hint=f"choose from {', '.join(LABEL_ORDERS)}")
         opts = dict(extra)
+        opts.setdefault("image_placement", image_placement)
         if kind == "hf":
             opts.update(dtype=dtype, device=device, fast=fast)
         elif kind == "mlx" and not fast:
@@ -260,7 +268,8 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
                             scales={**PAPER_SCALES, **scale_map})
         for order in order_list:
             rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
-            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed, batch_size=batch_size or 1,
+            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed,
+                                   batch_size=batch_size or getattr(backend, "default_batch_size", 1),
                                    max_new_tokens=max_new_tokens))
 
     failed = []

@@ -1,19 +1,21 @@
 """The one interface every VLM backend (``hf``, ``mlx``, ``openai``) implements.
 
 A prompting strategy (``strategies.py``) turns each image into a sequence of ``Ask`` requests (a
-step's prompt depends on earlier answers under context-carry) and sends them in batches. Each ask
-is *image first, then text*, so a backend may encode an image once and reuse that prefix (KV cache)
-for every step of the same ``image_key`` until ``release(image_key)``.
+step's prompt depends on earlier answers under context-carry) and sends them in batches. Each ask is
+one user turn holding the image and the text, placed as ``inputs.resolve_placement`` says (the model's
+own placement by default: image first), so a backend may encode an image prefix once and reuse it (KV
+cache) for every step of the same ``image_key`` until ``release(image_key)``.
 
 Backends return the generated text and, where they expose logits/logprobs, the probability of each
-candidate string (labels, or rating values "1".."9") at the answer position, renormalised over the
-candidates, plus the total mass the candidates had before renormalising.
+candidate string (labels, or rating values "1".."9") at the answer position — where ``Ask.locate``
+finds the parsed answer in the generated text — scored by its full token sequence and renormalised
+over the candidates, plus the total mass the candidates had before renormalising (``answer_probs``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from PIL import Image
 
@@ -27,6 +29,8 @@ class Ask:
     prompt: str                    # the user text that follows the image
     candidates: tuple[str, ...] = ()   # strings whose answer-position probabilities to return
     max_new_tokens: int = 32
+    #: generated text -> (start, end) of the parsed answer in it (None: not found); the answer position
+    locate: Callable[[str], tuple[int, int] | None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -43,7 +47,7 @@ class VLMBackend(Protocol):
     name: str            # "hf" | "mlx" | "openai"
 
     def provenance(self) -> dict:
-        """model_id, model_revision, dtype, quantization, backend, versions (package -> version)."""
+        """model_id, model_revision, dtype, quantization, backend, image_placement, versions (package -> version)."""
 
     def ask(self, asks: Sequence[Ask]) -> list[Answer]:
         """Answer a batch of asks (greedy decoding), one Answer per Ask, in order."""

@@ -1,24 +1,27 @@
-"""transformers + torch backend (CPU / CUDA) for any image-text-to-text model (Gemma3, Mllama, ...).
+"""transformers + torch backend (CPU / CUDA) for image-text-to-text models (Gemma3, Mllama, ...).
 
-Two paths give the same greedy answers:
+Meant for the full-precision releases (``google/gemma-3-4b-it``, ``meta-llama/Llama-3.2-11B-Vision-Instruct``)
+on a GPU, or a local copy of them. Two paths give the same greedy answers:
 
 * reference (``fast=False``): the paper's protocol — one ``generate`` call per step, batch 1, greedy;
   the image is re-encoded and the whole prompt re-prefilled every step.
-* fast (``fast=True``, default): the image and the chat prefix up to the image are encoded once per
-  image into a ``DynamicCache`` (for a batch of images in one forward pass when their prefixes have
-  the same length), which each step deep-copies and extends with only its own text tokens
-  (``attention_mask`` covering prefix + step, Mllama's ``cross_attention_mask`` sliced to the new
-  tokens; Gemma3's ``token_type_ids`` only in the prefix pass, as ``generate`` does). The answer-position
-  logits of that single forward give the candidate probabilities and the first greedy token; decoding
-  then continues greedily on the cache — one extra one-token pass confirms a single-token answer
-  (e.g. a rating) by its end-of-turn token, longer answers continue like ``generate``.
+* fast (``fast=True``, default): the chat prefix up to and including the image is encoded once per image
+  into a ``DynamicCache`` (images whose prefixes have equal length in one forward pass); each step
+  deep-copies it and feeds only its own tokens, for all images of a batch whose step prompts have the same
+  length at once, then decodes greedily in lockstep. Mllama's ``cross_attention_mask`` is sliced to the new
+  tokens; Gemma3's ``token_type_ids`` go only into the prefix pass, as ``generate`` does.
 
-Candidate probabilities follow the rule shared by every backend (``answer_probs``): at the answer
-position (the first generated token that starts a candidate, after any reasoning trace; the first
-token if none does) the probabilities of all vocabulary tokens voting for exactly one candidate are
-summed per candidate and renormalised; ``candidate_mass`` is their total before renormalising.
+Batch invariance: rows of a batch are never padded. Padding between the shared prefix and a step's tokens
+changes which cache slots the step occupies, and sliding-window (local) attention layers — every Gemma3 layer
+but each sixth — choose their window by cache slot, so a padded row saw different prefix tokens than its
+batch-1 run (up to 0.011 in candidate probabilities on a real-tokenizer Gemma3 whose window is shorter than
+the prompt). Steps of different lengths therefore run as separate groups; "batch N == batch 1" is tested.
 
-Reference for rating-by-probabilities: Liu et al. (2023), G-Eval, EMNLP (probability-weighted scores).
+Prompts come from ``inputs``: the model's own chat template, the image placed per ``image_placement``, no
+special tokens added to a template that already starts with BOS, the image preprocessed once per image.
+Candidate probabilities follow ``answer_probs`` (full token sequences at the answer position); contexts off
+the greedy path are scored by extra forward passes (on a copy of the cache on the fast path, as full forward
+passes on the reference path).
 """
 
 from __future__ import annotations
@@ -29,10 +32,15 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from emoalign.errors import EmoalignError
-from emoalign.raters.vlm.answer_probs import answer_position, renormalise, vocab_votes
+from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
+from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
+                                        resolve_placement)
+from emoalign.raters.vlm.revision import hub_snapshot_commit, local_revision
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+OPTIONS = ("dtype", "device", "fast", "revision", "trust_remote_code", "max_prefix_images", "image_placement",
+           "cache_dir")
 
 
 @dataclass
@@ -48,26 +56,48 @@ def _resolve_device(device: str) -> str:
     return resolve_device(device, prefer_mps=False)
 
 
+def _load_processor(model_id: str, model_type: str, **kw):
+    """The model's transformers processor. Resolved by model type from transformers' own mapping rather than
+    through ``AutoProcessor``, which mlx-vlm replaces process-wide for gemma3/mllama once it is imported
+    (its processors carry no chat template and tokenise differently)."""
+    import transformers
+    from transformers import AutoProcessor
+
+    try:
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+        name = PROCESSOR_MAPPING_NAMES.get(model_type)
+    except ImportError:  # pragma: no cover - older layouts
+        name = None
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    return (cls or AutoProcessor).from_pretrained(model_id, **kw)
+
+
 class HFBackend:
     """A transformers model loaded from a hub id or a local directory.
 
-    Parameters: ``model`` hub id or path; ``dtype`` one of auto/float32/float16/bfloat16 (auto: bfloat16 on
-    CUDA, float32 on CPU); ``device`` auto/cpu/cuda/cuda:N; ``fast`` prefix-cache path (False: reference);
-    ``revision`` hub revision; ``max_prefix_images`` how many image prefixes to keep before evicting.
-    Offline use: set ``HF_HUB_OFFLINE=1`` (files then come from the local cache or directory only).
+    Options: ``dtype`` auto/float32/float16/bfloat16 (auto: bfloat16 on CUDA, float32 on CPU); ``device``
+    auto/cpu/cuda/cuda:N; ``fast`` prefix-cache path (False: reference); ``revision`` hub branch, tag or commit
+    (the resolved commit is recorded); ``image_placement`` model/before/after (``inputs``); ``max_prefix_images``
+    image prefixes kept before evicting; ``cache_dir`` hub cache folder; ``trust_remote_code``. Any other option
+    is an error. Offline use: set ``HF_HUB_OFFLINE=1`` (files then come from the local cache or directory only).
     """
 
     name = "hf"
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", fast: bool = True,
-                 revision: str | None = None, trust_remote_code: bool = False, max_prefix_images: int = 64, **_):
+                 revision: str | None = None, trust_remote_code: bool = False, max_prefix_images: int = 64,
+                 image_placement: str = "model", cache_dir: str | None = None, **opts):
+        if opts:
+            raise EmoalignError(f"hf backend: unknown option(s) {', '.join(sorted(opts))}",
+                                hint="options: " + ", ".join(OPTIONS))
         try:
             import torch
             import transformers
-            from transformers import AutoModelForImageTextToText, AutoProcessor
+            from transformers import AutoConfig, AutoModelForImageTextToText
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise EmoalignError("the hf backend needs torch and transformers",
                                 hint="pip install 'emoalign[hf]' (torch, transformers)") from exc
+        resolve_placement(image_placement, None)      # a bad value fails before the model loads
         if dtype not in _DTYPES:
             raise EmoalignError(f"unknown dtype {dtype!r}", hint=f"choose one of: {', '.join(_DTYPES)}")
         self.model_id = str(model)
@@ -78,44 +108,66 @@ class HFBackend:
         self.torch_dtype = getattr(torch, dtype)
         self.fast = bool(fast)
         self.revision = revision
-        if self.model_id.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(self.model_id)):
+        self.cache_dir = cache_dir
+        self.local_dir = os.path.isdir(os.path.expanduser(self.model_id))
+        if self.model_id.startswith(("/", "./", "../", "~")) and not self.local_dir:
             raise EmoalignError(f"model directory {self.model_id} does not exist",
                                 hint="pass an existing local model directory or a Hugging Face id such as google/gemma-3-4b-it")
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-        kw = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=offline)
+        kw = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=offline, cache_dir=cache_dir)
         try:
-            self.processor = AutoProcessor.from_pretrained(self.model_id, **kw)
+            config = AutoConfig.from_pretrained(self.model_id, **kw)
+            self.processor = _load_processor(self.model_id, getattr(config, "model_type", ""), **kw)
             self.model = AutoModelForImageTextToText.from_pretrained(self.model_id, dtype=self.torch_dtype, **kw)
         except (OSError, ValueError) as exc:
             raise EmoalignError(f"cannot load model {self.model_id!r} with transformers: {exc}",
                                 hint="pass a local model directory or a Hugging Face id (set HF_HUB_OFFLINE=1 to use only local files)") from exc
         self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        cfg = self.model.config
+        self.model_type = getattr(cfg, "model_type", "")
+        self.image_placement = resolve_placement(image_placement, self.model_type)
+        self.image_memo = ImageProcessorMemo.install(self.processor)
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
         self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
-        cfg = self.model.config
-        self.model_type = getattr(cfg, "model_type", "")
         self._image_marker_ids = {i for i in (getattr(cfg, "eoi_token_index", None), getattr(cfg, "image_token_index", None),
                                               getattr(cfg, "image_token_id", None)) if i is not None}
         self._prefixes: dict[str, _Prefix] = {}
-        self._votes: dict[tuple, tuple] = {}
-        self._vocab_texts: list[str] | None = None
+        self._digests: dict[str, str] = {}
+        self._forms: dict[tuple, CandidateForms] = {}
         self._max_prefixes = max_prefix_images
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self.last_batch_size = 1
+        #: images per batch when the user gives none: batched answers equal batch-1 answers (tested), so batch
+        #: on the fast path (8 on a GPU, 4 on CPU); the reference path is batch 1 whatever the batch size
+        self.default_batch_size = (8 if self.device.startswith("cuda") else 4) if self.fast else 1
 
     # ----------------------------------------------------------------- interface
     def provenance(self) -> dict:
         cfg = self.model.config
         q = getattr(cfg, "quantization_config", None)
-        revision = self.revision or getattr(cfg, "_commit_hash", None)
-        if revision is None and os.path.isdir(self.model_id):
-            revision = "local:" + _dir_digest(self.model_id)
-        return {"backend": "hf", "model_id": self.model_id, "model_revision": revision, "dtype": self.dtype_name,
+        if self.local_dir:
+            revision = local_revision(os.path.expanduser(self.model_id))
+        else:
+            revision = self._hub_commit() or getattr(cfg, "_commit_hash", None) or self.revision
+        return {"backend": "hf", "model_id": self.model_id, "model_revision": revision,
+                "requested_revision": self.revision, "model_type": self.model_type, "dtype": self.dtype_name,
                 "quantization": (q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)) if q else "none",
-                "device": self.device, "fast": self.fast, "versions": dict(self._versions)}
+                "device": self.device, "fast": self.fast, "image_placement": self.image_placement,
+                "answer_probs": "sequence", "versions": dict(self._versions)}
+
+    def _hub_commit(self) -> str | None:
+        """The commit the requested revision resolved to: the hub-cache snapshot holding the loaded config."""
+        from transformers.utils import cached_file
+
+        try:
+            path = cached_file(self.model_id, "config.json", revision=self.revision, cache_dir=self.cache_dir,
+                               local_files_only=True)
+        except (OSError, ValueError):
+            return None
+        return hub_snapshot_commit(path) if path else None
 
     def ask(self, asks: Sequence[Ask]) -> list[Answer]:
         import torch
@@ -125,21 +177,34 @@ class HFBackend:
                 return [self._reference(a) for a in asks]
             encoded = [self._encode(a) for a in asks]
             self._ensure_prefixes(asks, encoded)
-            plens = {self._prefixes[a.image_key].ids.shape[0] for a in asks}
-            if len(asks) > 1 and len(plens) == 1 and len({a.max_new_tokens for a in asks}) == 1:
-                return self._fast_batch(asks, encoded)
-            return [self._fast(a, enc) for a, enc in zip(asks, encoded)]
+            groups: dict[tuple, list[int]] = {}
+            for i, (a, enc) in enumerate(zip(asks, encoded)):
+                plen = self._prefixes[a.image_key].ids.shape[0]
+                groups.setdefault((plen, enc["input_ids"].shape[1], a.max_new_tokens), []).append(i)
+            out: list[Answer | None] = [None] * len(asks)
+            for idx in groups.values():
+                for i, ans in zip(idx, self._fast_group([asks[i] for i in idx], [encoded[i] for i in idx])):
+                    out[i] = ans
+            self.last_batch_size = max(len(g) for g in groups.values())
+            return out
 
     def release(self, image_key: str) -> None:
         self._prefixes.pop(image_key, None)
+        digest = self._digests.pop(image_key, None)
+        if digest is not None and self.image_memo is not None:
+            self.image_memo.forget([digest])
 
-    # ----------------------------------------------------------------- helpers
+    # ----------------------------------------------------------------- inputs
     def _encode(self, ask: Ask) -> dict:
-        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ask.prompt}]}]
-        text = self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        text = render_chat(self.processor, self.tokenizer, ask.prompt, self.image_placement)
         image = ask.image.convert("RGB") if ask.image.mode != "RGB" else ask.image
+        digest, old = image_digest(image), self._digests.get(ask.image_key)
+        if old is not None and old != digest and self.image_memo is not None:
+            self.image_memo.forget([old])            # the key now names other pixels
+        self._digests[ask.image_key] = digest
         images = [[image]] if self.model_type == "mllama" else [image]
-        inputs = self.processor(text=[text], images=images, return_tensors="pt", add_special_tokens=False)
+        inputs = self.processor(text=[text], images=images, return_tensors="pt",
+                                add_special_tokens=add_special_tokens_for(text, self.tokenizer))
         out = {}
         for k, v in inputs.items():
             if hasattr(v, "to"):
@@ -149,46 +214,41 @@ class HFBackend:
             out[k] = v
         return out
 
-    def _vote_index(self, candidates: tuple[str, ...]):
-        """(token ids, candidate index per id) of the vocabulary tokens voting for exactly one candidate
-        (the shared rule of ``answer_probs``, identical to the mlx and openai backends)."""
-        import numpy as np
+    def prompt_ids(self, ask: Ask) -> list[int]:
+        """The token ids of ``ask``'s full prompt (for cross-backend checks)."""
+        return self._encode(ask)["input_ids"][0].tolist()
 
-        if candidates not in self._votes:
-            if self._vocab_texts is None:
-                n = len(self.tokenizer)
-                self._vocab_texts = self.tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
-            votes = vocab_votes(self._vocab_texts, candidates)
-            ids = np.array([t for j in range(len(candidates)) for t in votes[j]], dtype=np.int64)
-            seg = np.array([j for j in range(len(candidates)) for _ in votes[j]], dtype=np.int64)
-            self._votes[candidates] = (ids, seg)
-        return self._votes[candidates]
+    # ----------------------------------------------------------------- candidates
+    def forms(self, candidates: tuple[str, ...]) -> CandidateForms:
+        if candidates not in self._forms:
+            self._forms[candidates] = CandidateForms.build(
+                candidates, lambda s: self.tokenizer.encode(s, add_special_tokens=False))
+        return self._forms[candidates]
 
-    def _step_masses(self, logits, candidates: tuple[str, ...]):
-        """Per-candidate summed probability (float64 softmax over the vocabulary) at one decoding step."""
-        import numpy as np
+    @staticmethod
+    def _logprobs(logits):
         import torch
 
-        ids, seg = self._vote_index(candidates)
-        p = torch.softmax(logits.double(), dim=-1).cpu().numpy()
-        n = min(len(p), len(self._vocab_texts))
-        keep = ids < n
-        return np.bincount(seg[keep], weights=p[ids[keep]], minlength=len(candidates))
-
-    def _candidate_probs(self, candidates, masses: list, new_ids: list[int]):
-        """(probs, mass, info) at the answer position: the first generated token starting a candidate."""
-        if not candidates or not masses:
-            return None, None, {}
-        texts = [self.tokenizer.decode([t]) for t in new_ids]
-        pos = answer_position(texts, candidates)
-        probs, mass = renormalise(candidates, masses[pos if pos is not None else 0].tolist())
-        return probs, mass, {"answer_position": pos}
+        return torch.log_softmax(logits.double(), dim=-1).cpu().numpy()
 
     def _decode(self, ids: list[int]) -> str:
         while ids and ids[-1] in self.eos_ids:
             ids = ids[:-1]
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def _finish(self, ask: Ask, new: list[int], steps: list, probe, info: dict) -> Answer:
+        """The Answer: text, answer position (``ask.locate`` on the decoded text), candidate probabilities from
+        the greedy steps' distributions plus ``probe(position, contexts)`` for contexts off the greedy path."""
+        text = self._decode(new)
+        info.update(new_tokens=len(new), token_ids=new)
+        if not ask.candidates or not steps:
+            return Answer(text=text, info=info)
+        probs, mass, pos, n_probes = score_answer(self.forms(tuple(ask.candidates)), new, self._decode, steps,
+                                                  ask.locate, probe)
+        info.update(answer_position=pos, probes=n_probes)
+        return Answer(text=text, probs=probs, candidate_mass=mass, info=info)
+
+    # ----------------------------------------------------------------- reference path
     def _reference(self, ask: Ask) -> Answer:
         enc = self._encode(ask)
         n_in = enc["input_ids"].shape[1]
@@ -196,11 +256,34 @@ class HFBackend:
                                   temperature=None, top_p=None, top_k=None, output_logits=True,
                                   return_dict_in_generate=True, pad_token_id=self.pad_id)
         new = out.sequences[0, n_in:].tolist()
-        masses = [self._step_masses(lg[0], ask.candidates) for lg in out.logits] if ask.candidates else []
-        probs, mass, info = self._candidate_probs(ask.candidates, masses, new)
-        info.update(path="reference", new_tokens=len(new), token_ids=new, batch_size=1)
-        return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
+        steps = []
+        if ask.candidates:
+            forms = self.forms(tuple(ask.candidates))
+            steps = [forms.gather(self._logprobs(lg[0])) for lg in out.logits]
+        return self._finish(ask, new, steps, lambda at, ctxs: self._probe_full(ask, enc, new, at, ctxs),
+                            {"path": "reference", "batch_size": 1})
 
+    def _probe_full(self, ask: Ask, enc: dict, new: list[int], at: int, contexts) -> dict:
+        """Next-token distributions after prompt + new[:at] + context, each by a full forward pass."""
+        import torch
+
+        forms = self.forms(tuple(ask.candidates))
+        out = {}
+        for ctx in contexts:
+            extra = torch.tensor([new[:at] + list(ctx)], dtype=torch.long, device=self.device)
+            kw = dict(enc)
+            kw["input_ids"] = torch.cat([enc["input_ids"], extra], dim=1)
+            kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+            if "token_type_ids" in enc:
+                kw["token_type_ids"] = torch.cat([enc["token_type_ids"], torch.zeros_like(extra)], dim=1)
+            if "cross_attention_mask" in enc:
+                cam = enc["cross_attention_mask"]
+                kw["cross_attention_mask"] = torch.cat([cam, cam[:, -1:].repeat(1, extra.shape[1], 1, 1)], dim=1)
+            logits = self.model(**kw, logits_to_keep=1).logits[0, -1]
+            out[ctx] = forms.gather(self._logprobs(logits))
+        return out
+
+    # ----------------------------------------------------------------- fast path
     def _prefix_len(self, ids) -> int:
         pos = [i for i, t in enumerate(ids.tolist()) if t in self._image_marker_ids]
         if not pos:
@@ -220,18 +303,16 @@ class HFBackend:
 
     def _ensure_prefixes(self, asks: Sequence[Ask], encoded: list[dict]) -> None:
         """Encode the image prefix of every image in the batch that has none cached, batching images whose
-        prefixes have equal length into one forward pass."""
+        prefixes have equal length into one forward pass (no padding)."""
         import torch
         from transformers import DynamicCache
 
         todo: dict[str, tuple[dict, int]] = {}
-        digests: dict[str, str] = {}
         for a, enc in zip(asks, encoded):
             ids = enc["input_ids"][0]
             plen = self._prefix_len(ids)
-            digest = digests.setdefault(a.image_key, _image_digest(a.image))
             have = self._prefixes.get(a.image_key)
-            if (have is not None and have.digest == digest and have.ids.shape[0] == plen
+            if (have is not None and have.digest == self._digests[a.image_key] and have.ids.shape[0] == plen
                     and torch.equal(have.ids, ids[:plen])):
                 continue
             todo.setdefault(a.image_key, (enc, plen))
@@ -239,8 +320,6 @@ class HFBackend:
         for key, (enc, plen) in todo.items():
             sig = (plen,) + tuple((k, tuple(v.shape)) for k, v in sorted(self._prefix_inputs(enc, plen).items()))
             groups.setdefault(sig, []).append(key)
-        if groups:
-            self.last_batch_size = max(len(g) for g in groups.values())
         for keys in groups.values():
             parts = [self._prefix_inputs(*todo[k]) for k in keys]
             batch = {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
@@ -250,52 +329,18 @@ class HFBackend:
                 one = copy.deepcopy(cache) if len(keys) > 1 else cache
                 if len(keys) > 1:
                     one.batch_select_indices(torch.tensor([i], device=self.device))
-                self._prefixes[key] = _Prefix(ids=batch["input_ids"][i].clone(), cache=one, digest=digests[key])
+                self._prefixes[key] = _Prefix(ids=batch["input_ids"][i].clone(), cache=one, digest=self._digests[key])
         while len(self._prefixes) > self._max_prefixes:
             self._prefixes.pop(next(iter(self._prefixes)))
 
-    def _fast(self, ask: Ask, enc: dict) -> Answer:
-        import torch
-
-        prefix = self._prefixes[ask.image_key]
-        plen = prefix.ids.shape[0]
-        ids = enc["input_ids"]
-        cache = copy.deepcopy(prefix.cache)
-        total = ids.shape[1]
-        kw = {}
-        cam = enc.get("cross_attention_mask")
-        if cam is not None:
-            kw["cross_attention_mask"] = cam[:, plen:]
-        out = self.model(input_ids=ids[:, plen:], attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
-                         past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
-        logits = out.logits[0, -1]
-        new: list[int] = []
-        masses = []
-        for step in range(ask.max_new_tokens):
-            if ask.candidates:
-                masses.append(self._step_masses(logits, ask.candidates))
-            tok = int(torch.argmax(logits))
-            new.append(tok)
-            if tok in self.eos_ids or step == ask.max_new_tokens - 1:
-                break
-            total += 1
-            if cam is not None:
-                kw["cross_attention_mask"] = cam[:, -1:]
-            out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
-                             attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
-                             past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
-            logits = out.logits[0, -1]
-        probs, mass, info = self._candidate_probs(ask.candidates, masses, new)
-        info.update(path="fast", new_tokens=len(new), token_ids=new, batch_size=self.last_batch_size,
-                    single_token=len([t for t in new if t not in self.eos_ids]) == 1)
-        return Answer(text=self._decode(new), probs=probs, candidate_mass=mass, info=info)
-
-
-    def _stack_caches(self, caches):
+    @staticmethod
+    def _stack_caches(caches):
         """One batched cache from per-image caches of equal length (concatenated along the batch axis)."""
         import torch
 
         out = copy.deepcopy(caches[0])
+        if len(caches) == 1:
+            return out
         for j, layer in enumerate(out.layers):
             if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
                 continue
@@ -303,94 +348,88 @@ class HFBackend:
             layer.values = torch.cat([c.layers[j].values for c in caches], dim=0)
         return out
 
-    def _fast_batch(self, asks: Sequence[Ask], encs: list[dict]) -> list[Answer]:
-        """The fast path for several images at once: their cached prefixes stacked into one batched cache,
-        the steps' own tokens left-padded *between* prefix and step (masked out, with explicit position
-        ids so every image sees exactly the positions of its batch-1 run), then batched greedy decoding."""
+    def _fast_group(self, asks: Sequence[Ask], encs: list[dict]) -> list[Answer]:
+        """The fast path for images whose prefixes and step prompts have equal lengths: their cached prefixes
+        stacked into one batched cache, the step tokens fed at once (no padding anywhere, so each row sees
+        exactly what its batch-1 run sees), then greedy decoding in lockstep."""
         import torch
 
         B = len(asks)
-        plen = self._prefixes[asks[0].image_key].ids.shape[0]
-        sufs = [enc["input_ids"][0, plen:] for enc in encs]
-        L = max(len(x) for x in sufs)
         dev = self.device
-        pad = self.pad_id if self.pad_id is not None else 0
-        ids = torch.full((B, L), pad, dtype=torch.long, device=dev)
-        attn = torch.zeros((B, plen + L), dtype=torch.long, device=dev)
-        attn[:, :plen] = 1
-        pos = torch.full((B, L), plen, dtype=torch.long, device=dev)
-        cams = []
-        for i, (suf, enc) in enumerate(zip(sufs, encs)):
-            n = len(suf)
-            ids[i, L - n:] = suf
-            attn[i, plen + L - n:] = 1
-            pos[i, L - n:] = torch.arange(plen, plen + n, device=dev)
-            cam = enc.get("cross_attention_mask")
-            if cam is not None:
-                c = torch.zeros((1, L) + tuple(cam.shape[2:]), dtype=cam.dtype, device=dev)
-                c[:, L - n:] = cam[:, plen:]
-                cams.append(c)
-        kw = {"cross_attention_mask": torch.cat(cams, 0)} if cams else {}
-        last_cam = torch.cat([enc["cross_attention_mask"][:, -1:] for enc in encs], 0) if cams else None
-        cache = self._stack_caches([copy.deepcopy(self._prefixes[a.image_key].cache) for a in asks])
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True,
-                         logits_to_keep=1, **kw)
+        plen = self._prefixes[asks[0].image_key].ids.shape[0]
+        ids = torch.cat([enc["input_ids"][:, plen:] for enc in encs], dim=0)
+        L = ids.shape[1]
+        # Mllama: the full-length cross-attention mask on every cached call (transformers >= 5.18 slices it to the
+        # new tokens itself, earlier 5.x index it by absolute position: the full mask is right for both)
+        cam = torch.cat([enc["cross_attention_mask"] for enc in encs], 0) if "cross_attention_mask" in encs[0] else None
+        kw = {"cross_attention_mask": cam} if cam is not None else {}
+        step_cam = cam
+        cache = self._stack_caches([self._prefixes[a.image_key].cache for a in asks])
+        attn = torch.ones((B, plen + L), dtype=torch.long, device=dev)
+        out = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
+        forms = [self.forms(tuple(a.candidates)) if a.candidates else None for a in asks]
+        snapshot = copy.deepcopy(cache) if any(f is not None and f.contexts for f in forms) else None
         logits = out.logits[:, -1]
-        next_pos = pos[:, -1:] + 1
+        pad = self.pad_id if self.pad_id is not None else 0
         max_new = asks[0].max_new_tokens
         new: list[list[int]] = [[] for _ in range(B)]
-        masses: list[list] = [[] for _ in range(B)]
+        steps: list[list] = [[] for _ in range(B)]
         done = [False] * B
         for step in range(max_new):
             toks = torch.argmax(logits, dim=-1)
+            lp = self._logprobs(logits) if any(forms) else None
             for i in range(B):
                 if done[i]:
                     continue
-                if asks[i].candidates:
-                    masses[i].append(self._step_masses(logits[i], asks[i].candidates))
-                t = int(toks[i])
-                new[i].append(t)
-                if t in self.eos_ids:
-                    done[i] = True
+                if forms[i] is not None:
+                    steps[i].append(forms[i].gather(lp[i]))
+                new[i].append(int(toks[i]))
+                done[i] = int(toks[i]) in self.eos_ids
             if all(done) or step == max_new - 1:
                 break
             feed = torch.tensor([[pad if done[i] else new[i][-1]] for i in range(B)], device=dev)
             attn = torch.cat([attn, torch.ones((B, 1), dtype=torch.long, device=dev)], dim=1)
-            if last_cam is not None:
-                kw["cross_attention_mask"] = last_cam
-            out = self.model(input_ids=feed, attention_mask=attn, position_ids=next_pos, past_key_values=cache,
-                             use_cache=True, logits_to_keep=1, **kw)
+            if cam is not None:
+                cam = torch.cat([cam, cam[:, -1:]], dim=1)
+                kw["cross_attention_mask"] = cam
+            out = self.model(input_ids=feed, attention_mask=attn, past_key_values=cache, use_cache=True,
+                             logits_to_keep=1, **kw)
             logits = out.logits[:, -1]
-            next_pos = next_pos + 1
-        answers = []
-        for i, a in enumerate(asks):
-            probs, mass, info = self._candidate_probs(a.candidates, masses[i], new[i])
-            info.update(path="fast", new_tokens=len(new[i]), token_ids=new[i], batch_size=B,
-                        single_token=len([t for t in new[i] if t not in self.eos_ids]) == 1)
-            answers.append(Answer(text=self._decode(new[i]), probs=probs, candidate_mass=mass, info=info))
+
+        def probe(i):
+            return lambda at, ctxs: self._probe_cached(snapshot, i, plen + L, new[i][:at], ctxs, forms[i],
+                                                       step_cam[i:i + 1] if step_cam is not None else None)
+
+        answers = [self._finish(a, new[i], steps[i], probe(i), {"path": "fast", "batch_size": B})
+                   for i, a in enumerate(asks)]
         self.last_batch_size = B
         return answers
 
+    def _probe_cached(self, snapshot, row: int, length: int, before: list[int], contexts, forms: CandidateForms,
+                      cam) -> dict:
+        """Next-token distributions after (the row's prompt) + ``before`` + each context, on copies of the cache
+        taken right after the step's tokens; contexts of equal length run as one batch. ``cam``: the row's
+        full-length cross-attention mask at that point (Mllama)."""
+        import torch
 
-def _image_digest(image) -> str:
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=12)
-    h.update(f"{image.mode}{image.size}".encode())
-    h.update(image.tobytes())
-    return h.hexdigest()
-
-
-def _dir_digest(path: str) -> str:
-    """Short digest of a local model directory's config + weight file names and sizes."""
-    import hashlib
-    from pathlib import Path
-
-    h = hashlib.sha256()
-    for p in sorted(Path(path).glob("*")):
-        if p.is_file() and (p.suffix in {".json", ".safetensors", ".bin"}):
-            h.update(p.name.encode())
-            h.update(str(p.stat().st_size).encode())
-            if p.suffix == ".json" and p.stat().st_size < 1_000_000:
-                h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+        by_len: dict[int, list] = {}
+        for ctx in contexts:
+            by_len.setdefault(len(ctx), []).append(ctx)
+        out = {}
+        for n, ctxs in by_len.items():
+            cache = copy.deepcopy(snapshot)
+            cache.batch_select_indices(torch.tensor([row], device=self.device))
+            if len(ctxs) > 1:
+                cache.batch_repeat_interleave(len(ctxs))
+            ids = torch.tensor([before + list(c) for c in ctxs], dtype=torch.long, device=self.device)
+            kw = {}
+            if cam is not None:      # full length: the step's mask, then its last row for every token fed here
+                full = torch.cat([cam, cam[:, -1:].repeat(1, ids.shape[1], 1, 1)], dim=1)
+                kw["cross_attention_mask"] = full.repeat(len(ctxs), 1, 1, 1)
+            attn = torch.ones((len(ctxs), length + ids.shape[1]), dtype=torch.long, device=self.device)
+            logits = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True,
+                                logits_to_keep=1, **kw).logits[:, -1]
+            lp = self._logprobs(logits)
+            for k, c in enumerate(ctxs):
+                out[c] = forms.gather(lp[k])
+        return out

@@ -1,13 +1,23 @@
 """``openai`` backend: any OpenAI-compatible chat-completions server (hosted APIs, vLLM, SGLang,
 ``mlx_vlm.server``).
 
-Each ``Ask`` is one ``POST {base_url}/chat/completions`` with the image as a PNG data URL in the
-first content part and the prompt text after it, ``temperature: 0`` and, where the server supports
-them, ``logprobs: true`` and ``top_logprobs: N``; candidate probabilities come from the top list at
-the answer position (see ``answer_probs``; tokens outside the top N count as 0, so
-``candidate_mass`` is a lower bound). A server that rejects ``logprobs`` is asked again without and
-its answers carry ``probs=None``, as do answers whose ``top_logprobs`` lists come back empty
-(``mlx_vlm.server`` fills them only when started with ``TOP_LOGPROBS_K=20`` in its environment).
+Meant for any server that hosts a vision model behind the OpenAI chat API (vLLM or SGLang serving
+``google/gemma-3-4b-it`` or ``meta-llama/Llama-3.2-11B-Vision-Instruct``, ``mlx_vlm.server``, hosted APIs).
+
+Each ``Ask`` is one ``POST {base_url}/chat/completions`` whose user turn holds the image as a PNG data URL
+and the prompt text, in ``image_placement`` order (``model``/``before``: image first; ``after``: text first;
+the server applies the model's chat template), ``temperature: 0`` and, where the server supports them,
+``logprobs: true`` and ``top_logprobs: N``. Candidate probabilities follow ``answer_probs`` on what the
+``top_logprobs`` lists along the generated tokens show (``probs_from_top_logprobs_path``; tokens outside the
+top N count as 0, so ``candidate_mass`` is a lower bound). A server that rejects ``logprobs`` is asked
+again without and its answers carry ``probs=None``, as do answers whose ``top_logprobs`` lists come back
+empty (``mlx_vlm.server`` fills them only when started with ``TOP_LOGPROBS_K=20`` in its environment).
+
+Provenance records what the server reports: its ``GET {base_url}/models`` entry for the model (``root``,
+``owned_by``; the revision when the server names one or serves a hub snapshot), read once when the backend
+is built, and per answer the ``model`` and ``system_fingerprint`` of the response and whether logprobs came
+back (``Answer.info``; the strategy puts them on each row as ``served_model``, ``system_fingerprint`` and
+``logprobs_used``).
 
 Requests run on a thread pool of ``concurrency`` workers. 429, 5xx and connection errors are
 retried with exponential backoff and full jitter (``Retry-After`` honoured; Brooker 2015, "Exponential
@@ -30,8 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from emoalign.errors import EmoalignError
-from emoalign.raters.vlm.answer_probs import answer_position, probs_from_top_logprobs
+from emoalign.raters.vlm.answer_probs import answer_position_text, probs_from_top_logprobs_path
 from emoalign.raters.vlm.backend import Answer, Ask
+from emoalign.raters.vlm.inputs import image_digest, resolve_placement, user_content
+from emoalign.raters.vlm.revision import hub_snapshot_commit
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -81,6 +93,8 @@ class OpenAIBackend:
     max_tokens_field : ``max_tokens`` (vLLM, SGLang, mlx-vlm) or ``max_completion_tokens`` (newer
         OpenAI models).
     extra_body : extra JSON fields merged into every request (e.g. ``{"seed": 0}``).
+    image_placement : model/before/after: where the image goes in the user turn (``inputs``; the server's
+        model type is unknown here, so ``model`` means before).
     """
 
     name = "openai"
@@ -89,13 +103,15 @@ class OpenAIBackend:
                  max_retries: int = 5, timeout: float = 120.0, *, top_logprobs: int = 20,
                  logprobs: bool | str = "auto", backoff_base: float = 0.5, backoff_max: float = 30.0,
                  max_tokens_field: str = "max_tokens", extra_body: dict | None = None, seed: int | None = 0,
-                 **opts):
+                 image_placement: str = "model", **opts):
         import httpx
 
         if opts:
             raise EmoalignError(f"openai backend: unknown option(s) {', '.join(sorted(opts))}",
                                 hint="options: api_key_env, concurrency, max_retries, timeout, top_logprobs, "
-                                     "logprobs, backoff_base, backoff_max, max_tokens_field, extra_body, seed")
+                                     "logprobs, backoff_base, backoff_max, max_tokens_field, extra_body, seed, "
+                                     "image_placement")
+        self.image_placement = resolve_placement(image_placement, None)
         if not base_url or not str(base_url).startswith(("http://", "https://")):
             raise EmoalignError(f"openai backend: base_url {base_url!r} is not an http(s) URL",
                                 hint="pass the API root, e.g. --base-url http://127.0.0.1:8000/v1")
@@ -120,7 +136,6 @@ class OpenAIBackend:
         self._logprobs_ok: bool | None = None if logprobs == "auto" else bool(logprobs)
         self._lock = threading.Lock()
         self._rng = random.Random()
-        self._server_model: str | None = None
         self._urls: dict[str, tuple[str, str]] = {}   # image_key -> (pixel hash, data URL) until release
         headers = {"Content-Type": "application/json"}
         if self._key.get():
@@ -129,20 +144,45 @@ class OpenAIBackend:
                                     limits=httpx.Limits(max_connections=self.concurrency))
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="emoalign-openai")
         self.requests_sent = 0          # attempts, including retries (for tests and the run summary)
+        self.default_batch_size = self.concurrency      # one request per worker for every step of a batch
+        self.server_entry = self._server_model_entry()
 
     def __repr__(self) -> str:
         return (f"OpenAIBackend(model={self.model!r}, base_url={_public_url(self.base_url)!r}, "
                 f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})")
 
     # -- interface -------------------------------------------------------------------------------
+    def _server_model_entry(self) -> dict | None:
+        """The server's ``GET /models`` entry for this model (one attempt; None when the server has no such
+        endpoint or does not list the model)."""
+        import httpx
+
+        try:
+            r = self._client.get(f"{self.base_url}/models", timeout=min(self.timeout, 10.0))
+            data = r.json().get("data") if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        if not isinstance(data, list):
+            return None
+        entries = [e for e in data if isinstance(e, dict)]
+        match = [e for e in entries if e.get("id") == self.model] or (entries if len(entries) == 1 else [])
+        if not match:
+            return None
+        keep = ("id", "root", "parent", "owned_by", "revision", "created")
+        return {k: match[0][k] for k in keep if match[0].get(k) is not None}
+
     def provenance(self) -> dict:
         import httpx
 
         from emoalign import __version__ as emoalign_version
 
-        return {"model_id": self.model, "model_revision": self._server_model, "dtype": None,
+        entry = self.server_entry or {}
+        root = entry.get("root")
+        revision = entry.get("revision") or (hub_snapshot_commit(root) if isinstance(root, str) else None)
+        return {"model_id": self.model, "model_revision": revision, "dtype": None,
                 "quantization": None, "backend": self.name, "base_url": _public_url(self.base_url),
-                "logprobs": self._logprobs_ok, "top_logprobs": self.top_logprobs,
+                "server_model": entry or None, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
+                "image_placement": self.image_placement, "answer_probs": "sequence",
                 "versions": {"httpx": httpx.__version__, "emoalign": emoalign_version}}
 
     def ask(self, asks: Sequence[Ask]) -> list[Answer]:
@@ -161,9 +201,7 @@ class OpenAIBackend:
     def _data_url(self, ask: Ask) -> str:
         """The PNG data URL of the ask's image, encoded once per image (identical bytes every step,
         which also lets servers with image-aware prefix caching, e.g. vLLM, hit their cache)."""
-        from emoalign.raters.vlm.mlx_backend import image_hash
-
-        digest = image_hash(ask.image)
+        digest = image_digest(ask.image)
         with self._lock:
             hit = self._urls.get(ask.image_key)
         if hit is not None and hit[0] == digest:
@@ -185,10 +223,9 @@ class OpenAIBackend:
 
     # -- one request -----------------------------------------------------------------------------
     def _payload(self, ask: Ask, with_logprobs: bool) -> dict:
+        image = {"type": "image_url", "image_url": {"url": self._data_url(ask)}}
         body = {"model": self.model,
-                "messages": [{"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": self._data_url(ask)}},
-                    {"type": "text", "text": ask.prompt}]}],
+                "messages": [{"role": "user", "content": user_content(ask.prompt, self.image_placement, image)}],
                 "temperature": 0, self.max_tokens_field: int(ask.max_new_tokens), "stream": False}
         if self.seed is not None:
             body["seed"] = self.seed
@@ -265,10 +302,10 @@ class OpenAIBackend:
         except (KeyError, IndexError, TypeError) as exc:
             raise EmoalignError(f"openai backend: unexpected response shape from {_public_url(self.base_url)} "
                                 f"({type(exc).__name__}: {exc}); got {self._key.scrub(str(data))[:300]}")
-        if isinstance(data, dict) and data.get("model") and self._server_model is None:
-            self._server_model = str(data["model"])
         info = {"finish_reason": choice.get("finish_reason"),
-                "usage": data.get("usage") if isinstance(data, dict) else None}
+                "usage": data.get("usage") if isinstance(data, dict) else None,
+                "served_model": data.get("model") if isinstance(data, dict) else None,
+                "system_fingerprint": data.get("system_fingerprint") if isinstance(data, dict) else None}
         probs, mass = None, None
         content = ((choice.get("logprobs") or {}).get("content") or []) if asked_logprobs else []
         if content:
@@ -276,17 +313,19 @@ class OpenAIBackend:
                 with self._lock:
                     self._logprobs_ok = True
             toks = [c.get("token", "") for c in content]
-            pos = answer_position(toks, ask.candidates)
+            span = ask.locate(text) if ask.locate is not None else None
+            pos = answer_position_text(toks, ask.candidates, span)
+            at = pos if pos is not None else 0
+            tops = [[(t.get("token", ""), t.get("logprob")) for t in (c.get("top_logprobs") or [])] for c in content]
             info["answer_position"] = pos
-            at = content[pos if pos is not None else 0]
-            top = [(t.get("token", ""), t.get("logprob")) for t in (at.get("top_logprobs") or [])]
-            info["top_logprobs_returned"] = len(top)
+            info["top_logprobs_returned"] = len(tops[at])
             info["logprobs"] = [(c.get("token", ""), c.get("logprob")) for c in content]
-            if top:     # the chosen token alone says nothing about the alternatives: no probabilities
-                probs, mass = probs_from_top_logprobs(top, ask.candidates)
+            if tops[at]:    # the chosen token alone says nothing about the alternatives: no probabilities
+                probs, mass = probs_from_top_logprobs_path(tops[at:], toks[at:], ask.candidates)
         elif asked_logprobs and self._logprobs_ok is None and text and choice.get("logprobs") is None:
             with self._lock:
                 self._logprobs_ok = False      # server ignored the field
+        info["logprobs_used"] = bool(content)        # the server sent log-probabilities back
         return Answer(text=text, probs=probs, candidate_mass=mass, info=info)
 
 

@@ -13,15 +13,20 @@ images; each image's cached prefix is released after its last step.
 
 Per row: ``emotion``/``valence``/``arousal``, ``<step>_raw`` (generated text), ``<step>_status``
 (parse status), ``<step>_prompt`` (the rendered prompt), ``p_emotion_<label>``, ``p_valence_<k>``,
-``p_arousal_<k>`` (answer-position probabilities renormalised over the candidates),
+``p_arousal_<k>`` (probabilities of each candidate's full token sequence at the answer position — where
+the parser found the answer — renormalised over the candidates; see ``answer_probs``),
 ``<step>_candidate_mass`` (their mass before renormalising), ``valence_expected``/``arousal_expected``
-(probability-weighted mean rating, cf. G-Eval, Liu et al. 2023), and ``labels_shown`` (the order the
-labels were listed in).
+(probability-weighted mean rating, cf. G-Eval, Liu et al. 2023; NaN when the step's answer is invalid:
+its distribution is kept, flagged by ``<step>_status == "invalid"``, but it is not an answer to the
+question), and ``labels_shown`` (the order the labels were listed in). Answers from a server (``openai``)
+also put what it reported on the row: ``served_model``, ``system_fingerprint`` (first step that reported
+one) and ``logprobs_used`` (every step came back with log-probabilities).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Callable, Sequence
 
 from PIL import Image
 
@@ -41,14 +46,24 @@ def carried_text(parsed: Parsed, raw: str, limit: int = 40) -> str:
     return text[:limit]
 
 
-def _prob_fields(row: dict, step: str, answer: Answer, candidates: tuple[str, ...]) -> None:
+def _prob_fields(row: dict, step: str, answer: Answer, candidates: tuple[str, ...], parsed: Parsed) -> None:
     if answer.probs is None:
         return
     for c in candidates:
         row[f"p_{step}_{c}"] = answer.probs.get(c)
     row[f"{step}_candidate_mass"] = answer.candidate_mass
     if step in RATING_STEPS:
-        row[f"{step}_expected"] = float(sum(float(c) * answer.probs[c] for c in candidates))
+        row[f"{step}_expected"] = (math.nan if parsed.status == "invalid"
+                                   else float(sum(float(c) * answer.probs[c] for c in candidates)))
+
+
+def _record_serving(row: dict, answer: Answer) -> None:
+    """What a server reported about the answer (only backends that say so: ``openai``)."""
+    for key in ("served_model", "system_fingerprint"):
+        if answer.info.get(key) is not None:
+            row.setdefault(key, answer.info[key])
+    if "logprobs_used" in answer.info:
+        row["logprobs_used"] = bool(row.get("logprobs_used", True) and answer.info["logprobs_used"])
 
 
 def run_strategy(backend, prompts: PromptSet, keys: Sequence[str], images: Sequence[Image.Image], *,
@@ -69,8 +84,9 @@ def run_strategy(backend, prompts: PromptSet, keys: Sequence[str], images: Seque
     return rows
 
 
-def _ask(backend, keys, images, prompts_text, candidates, max_new_tokens) -> list[Answer]:
-    asks = [Ask(image_key=k, image=im, prompt=p, candidates=candidates, max_new_tokens=max_new_tokens)
+def _ask(backend, keys, images, prompts_text, candidates, max_new_tokens,
+         locate: Callable[[str], tuple[int, int] | None] | None = None) -> list[Answer]:
+    asks = [Ask(image_key=k, image=im, prompt=p, candidates=candidates, max_new_tokens=max_new_tokens, locate=locate)
             for k, im, p in zip(keys, images, prompts_text)]
     answers = backend.ask(asks)
     if len(answers) != len(asks):
@@ -83,35 +99,40 @@ def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
     labels = tuple(prompts.labels)
     # step 1: emotion
     texts = [prompts.render("emotion", labels=labs) for labs in shown]
-    answers = _ask(backend, keys, images, texts, labels, max_new_tokens)
+    answers = _ask(backend, keys, images, texts, labels, max_new_tokens, lambda t: parse_label(t, labels).span)
     carried_emotion = []
     for row, text, ans in zip(rows, texts, answers):
         p = parse_label(ans.text, labels)
         row.update(emotion=p.value, emotion_raw=ans.text, emotion_status=p.status, emotion_prompt=text)
-        _prob_fields(row, "emotion", ans, labels)
+        _prob_fields(row, "emotion", ans, labels, p)
+        _record_serving(row, ans)
         carried_emotion.append(carried_text(p, ans.text))
     # step 2: valence
     values = prompts.rating_values("valence")
     lo, hi = prompts.scale("valence")
     texts = [prompts.render("valence", labels=labs, **({"emotion": e} if carry else {}))
              for labs, e in zip(shown, carried_emotion)]
-    answers = _ask(backend, keys, images, texts, values, max_new_tokens)
+    answers = _ask(backend, keys, images, texts, values, max_new_tokens,
+                   lambda t: parse_rating(t, lo, hi, "valence").span)
     carried_valence = []
     for row, text, ans in zip(rows, texts, answers):
         p = parse_rating(ans.text, lo, hi, "valence")
         row.update(valence=p.value, valence_raw=ans.text, valence_status=p.status, valence_prompt=text)
-        _prob_fields(row, "valence", ans, values)
+        _prob_fields(row, "valence", ans, values, p)
+        _record_serving(row, ans)
         carried_valence.append(carried_text(p, ans.text))
     # step 3: arousal
     values = prompts.rating_values("arousal")
     lo, hi = prompts.scale("arousal")
     texts = [prompts.render("arousal", labels=labs, **({"emotion": e, "valence": v} if carry else {}))
              for labs, e, v in zip(shown, carried_emotion, carried_valence)]
-    answers = _ask(backend, keys, images, texts, values, max_new_tokens)
+    answers = _ask(backend, keys, images, texts, values, max_new_tokens,
+                   lambda t: parse_rating(t, lo, hi, "arousal").span)
     for row, text, ans in zip(rows, texts, answers):
         p = parse_rating(ans.text, lo, hi, "arousal")
         row.update(arousal=p.value, arousal_raw=ans.text, arousal_status=p.status, arousal_prompt=text)
-        _prob_fields(row, "arousal", ans, values)
+        _prob_fields(row, "arousal", ans, values, p)
+        _record_serving(row, ans)
 
 
 def _integrated(backend, prompts, keys, images, shown, rows, max_new_tokens):
@@ -119,6 +140,7 @@ def _integrated(backend, prompts, keys, images, shown, rows, max_new_tokens):
     answers = _ask(backend, keys, images, texts, (), max(max_new_tokens, 48))
     scales = {d: prompts.scale(d) for d in RATING_STEPS}
     for row, text, ans in zip(rows, texts, answers):
+        _record_serving(row, ans)
         parsed = parse_integrated(ans.text, tuple(prompts.labels), scales)
         for step in ("emotion",) + RATING_STEPS:
             row.update({step: parsed[step].value, f"{step}_raw": ans.text, f"{step}_status": parsed[step].status,
