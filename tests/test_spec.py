@@ -235,7 +235,6 @@ def test_one_reader_of_the_study_block(tmp_path, capsys):
     """stimuli check, humans import and infer read a spec's study block with the same model analyze validates:
     the table paths may be left out there, a typo names its line, {min, max} scales read as [min, max]."""
     from emoalign.spec.load import read_study
-    from emoalign.stimuli.check import read_spec_study
     from cli_runner import run_cli
 
     spec = tmp_path / "s.yaml"
@@ -243,12 +242,40 @@ def test_one_reader_of_the_study_block(tmp_path, capsys):
     study = read_study(spec)
     assert study.scales == {"valence": (1, 9), "arousal": (0, 100)} and study.emotions == ["happy", "sad"]
     assert study.stimuli is None and "stimuli" not in study.model_fields_set
-    assert read_spec_study(spec) == {"scales": {"valence": (1, 9), "arousal": (0, 100)}, "emotions": ["happy", "sad"]}
+    from emoalign.cli.infer import _study_settings   # infer reads the block through read_study too
+
+    assert _study_settings(spec) == (["happy", "sad"], {"valence": (1.0, 9.0), "arousal": (0.0, 100.0)})
     spec.write_text("study:\n  scales: {valence: [1, 9]}\n  emotion: [happy, sad]\n")
     with pytest.raises(EmoalignError, match=r"s.yaml:3: study, field 'emotion': unknown field 'emotion' -- did you mean 'emotions'"):
         read_study(spec)
     code, _, err = run_cli(["stimuli", "check", str(tmp_path / "none.parquet"), "--spec", str(spec)], capsys)
     assert code == 2 and "did you mean 'emotions'" in err
+
+
+def test_report_roles_are_checked_when_the_spec_is_loaded(tmp_path, capsys):
+    """A role no report section knows, a role two analyses claim, a role given to an analysis of another kind than
+    its section reads: spec errors naming the YAML line (spec check --no-data, before any data is read)."""
+    from cli_runner import run_cli
+
+    head = "study: {stimuli: s.parquet, humans: h.parquet}\nanalyses:\n"
+    ok = "  - {id: ceiling, kind: reliability, dimension: valence, report: {role: human_ceiling}}\n"
+    assert parse_spec(head + ok).spec.analyses[0].role == "human_ceiling"
+    bad = (ok + "  - {id: rel2, kind: reliability, dimension: arousal, report: {role: human_ceiling}}\n"
+           "  - {id: acc, kind: classification, report: {role: clasification}}\n"
+           "  - {id: va, kind: agreement, dimension: valence, report: {role: classification}}\n")
+    with pytest.raises(EmoalignError) as e:
+        parse_spec(head + bad, path="r.yaml")
+    msg = str(e.value)
+    assert "3 report-role problems" in msg
+    assert "r.yaml:4: analysis 'rel2' claims report role 'human_ceiling', which analysis 'ceiling' (line 3) already plays" in msg
+    assert "r.yaml:5: analysis 'acc': report role 'clasification' is not a role of the report -- did you mean 'classification'?" in msg
+    assert "r.yaml:6: analysis 'va' (kind agreement) claims report role 'classification', whose section reads a classification" in msg
+    spec = tmp_path / "r.yaml"
+    spec.write_text(head + bad)
+    code, out, err = run_cli(["spec", "check", str(spec), "--no-data"], capsys)
+    assert code == 2 and "r.yaml:5" in err and "Traceback" not in err, err
+    # specs written before roles: an analysis whose id is a role's name plays it, and is no claim to check
+    assert parse_spec(head + "  - {id: classification, kind: classification}\n" + ok)
 
 
 def test_spec_cli_check_and_schema(study_dir):

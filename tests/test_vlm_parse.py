@@ -126,6 +126,18 @@ def test_strip_reasoning_variants():
     assert strip_reasoning("<reasoning>x\ny</reasoning>\n\n 3") == "3"
     assert strip_reasoning("no trace") == "no trace"
     assert strip_reasoning("<THINK>a</THINK>ok") == "ok"
+    assert strip_reasoning("<|begin_of_thought|>a face<|end_of_thought|> sad") == "sad"
+
+
+def test_parser_and_answer_position_share_one_list_of_reasoning_tags():
+    """Every trace the parser strips is one the answer-position finder skips (and the other way round)."""
+    from emoalign.raters.vlm.answer_probs import THINK_CLOSERS, reasoning_end
+    from emoalign.raters.vlm.parse import REASONING_END_MARKERS, REASONING_TAGS
+
+    assert set(THINK_CLOSERS) == {f"</{t}>" for t in REASONING_TAGS} | set(REASONING_END_MARKERS)
+    for closer in THINK_CLOSERS:
+        tokens = ["<" + closer[2:] if closer.startswith("</") else "", "hmm", closer, " happy"]
+        assert reasoning_end(tokens) == 3 and strip_reasoning("".join(tokens)) == "happy"
 
 
 def test_parse_integrated():

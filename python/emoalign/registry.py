@@ -22,7 +22,7 @@ The groups are ``emoalign.kinds`` (analysis kinds), ``emoalign.fer`` (FER models
 (VLM backends). A name registered twice by two different modules is an error naming both (a plug-in's entry
 point that takes a built-in name is found when the registry is listed: the spec model, ``spec schema``, an
 unknown name). A lookup imports the built-in module named like the entry first (``fer:minixception`` imports
-``raters/fer/minixception.py`` alone), then, for other names, every module. Lookups of an unknown name say
+``raters/fer/minixception.py`` alone, VLM backend ``hf`` ``raters/vlm/hf_backend.py``), then, for other names, every module. Lookups of an unknown name say
 which names exist, with a did-you-mean. Every registration bumps ``version``, so a cache
 built from a registry (the spec model) can tell when a late registration makes it stale.
 
@@ -80,6 +80,9 @@ class Registry(Generic[T]):
     coerce : callable, optional
         ``coerce(name, obj) -> entry``: turns what an entry point or lazy entry loads into an entry (default: the
         object itself).
+    suffix : str
+        Only the modules of ``packages`` whose names end with ``suffix`` register entries (``"_backend"``: entry
+        ``hf`` lives in ``hf_backend.py``); the others are never imported for this registry.
 
     Examples
     --------
@@ -97,8 +100,9 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, what: str, *, group: str | None = None, packages: tuple[str, ...] = (),
-                 coerce: Callable[[str, Any], T] | None = None):
+                 coerce: Callable[[str, Any], T] | None = None, suffix: str = ""):
         self.what = what
+        self.suffix = suffix
         self.group = group
         self.packages = tuple(packages)
         self.coerce = coerce
@@ -167,10 +171,12 @@ class Registry(Generic[T]):
             self._discovering = False
 
     def _import_package(self, pkg: str, only: str | None = None) -> None:
-        """Import the public modules of ``pkg`` (``only``: just the one of that name, if there is one)."""
+        """Import the public modules of ``pkg`` named ``*<suffix>`` (``only``: just the one of entry ``only``, if
+        there is one)."""
         package = importlib.import_module(pkg)
         for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
-            if info.name.startswith("_") or (only is not None and info.name != only):
+            if (info.name.startswith("_") or not info.name.endswith(self.suffix)
+                    or (only is not None and info.name != only + self.suffix)):
                 continue
             name = f"{pkg}.{info.name}"
             try:
@@ -309,5 +315,7 @@ KINDS: Registry = Registry("analysis kind", group="emoalign.kinds", packages=("e
                            coerce=lambda name, obj: getattr(obj, "entry", obj))
 #: FER models: ``emoalign/raters/fer/<model>.py`` registers with ``@fer_model``; plug-ins: ``emoalign.fer``
 FER_MODELS: Registry = Registry("FER model", group="emoalign.fer", packages=("emoalign.raters.fer",))
-#: VLM backends (entry-point group ``emoalign.backends``); ``emoalign.raters.vlm`` registers its own
-BACKENDS: Registry = Registry("VLM backend", group="emoalign.backends")
+#: VLM backends: ``emoalign/raters/vlm/<name>_backend.py`` registers with ``@vlm_backend``; plug-ins:
+#: ``emoalign.backends``
+BACKENDS: Registry = Registry("VLM backend", group="emoalign.backends", packages=("emoalign.raters.vlm",),
+                              suffix="_backend")

@@ -1,5 +1,8 @@
-"""``emoalign infer``: run a VLM (hf / mlx / openai backend) or a FER model over a stimulus table into a
-resumable run folder ``OUT/<run_id>/`` (parts written as batches finish; ``ratings.parquet`` at the end)."""
+"""``emoalign infer``: run a VLM (a registered backend: hf / mlx / openai / plug-ins) or a FER model over a stimulus
+table into a resumable run folder ``OUT/<run_id>/`` (parts written as batches finish; ``ratings.parquet`` at the end).
+
+The generation flags go into one :class:`~emoalign.raters.vlm.config.GenerateConfig`; each backend takes the fields
+its constructor names (``raters/vlm/backends.py``), so no flag is mapped per backend here."""
 
 from __future__ import annotations
 
@@ -11,17 +14,19 @@ import click
 
 from emoalign.errors import EmoalignError
 
-VLM_KINDS = ("hf", "mlx", "openai")
-#: the six labels in the order of the paper's step-1 prompt (Figure 2)
-PAPER_LABELS = ("happy", "sad", "angry", "fear", "disgust", "neutral")
-
 
 def _split_rater(spec: str) -> tuple[str, str]:
     kind, sep, model = spec.partition(":")
-    if not sep or not model or kind not in VLM_KINDS + ("fer",):
+    if sep and model and kind == "fer":
+        return kind, model
+    from emoalign.raters.vlm.backends import BACKENDS
+
+    if not sep or not model or kind not in BACKENDS:
+        others = [f"{k}:<model>" for k in BACKENDS.names() if k not in ("hf", "mlx", "openai")]
         raise EmoalignError(f"--rater {spec!r} is not KIND:MODEL",
-                            hint="use hf:<model id or dir>, mlx:<model>, openai:<served model> or fer:<name>, "
-                                 "e.g. mlx:mlx-community/gemma-3-4b-it-qat-4bit")
+                            hint="use hf:<model id or dir>, mlx:<model>, openai:<served model>, "
+                                 + "".join(f"{o}, " for o in others)
+                                 + "or fer:<name>, e.g. mlx:mlx-community/gemma-3-4b-it-qat-4bit")
     return kind, model
 
 
@@ -102,32 +107,49 @@ def _preflight(kind: str, model: str, rater_spec: str, device: str, extra: dict,
     from emoalign.data.io import ensure_writable_dir
     from emoalign.raters.hub import preflight
 
-    if kind in ("hf", "fer"):
+    entry = None
+    if kind != "fer":
+        from emoalign.raters.vlm.backends import backend_entry
+
+        entry = backend_entry(kind)
+    if kind == "fer" or "device" in entry.accepts():
         from emoalign.raters.device import resolve_device
 
         resolve_device(device, prefer_mps=kind == "fer")
     extra.update(check_option_types(extra, _option_targets(kind, model)))
     ensure_writable_dir(out, "runs folder --out")
-    hub_model = model
+    hub_model = model if entry is None or entry.hub_model else None
     if kind == "fer":
         from emoalign.raters.fer import parse_fer_name
 
         fer_kind, arg = parse_fer_name(model)
         hub_model = arg if fer_kind == "hf" and arg else None
-    if kind in ("hf", "mlx", "fer") and hub_model:
+    if hub_model:
         preflight(hub_model, rater=rater_spec, revision=extra.get("revision"))
 
 
 def _study_settings(spec: Path | None) -> tuple[list[str] | None, dict]:
-    """Emotion labels and valence/arousal scales from a spec's ``study`` block (no other spec checks)."""
+    """Emotion labels and valence/arousal scales from a spec's ``study`` block, read by the one study reader
+    (:func:`emoalign.spec.load.read_study`; no other spec checks). Only what the block sets is returned."""
     if spec is None:
         return None, {}
-    from emoalign.humans.importer import scales_from_spec
-    from emoalign.stimuli.check import read_spec_study
+    from emoalign.spec.load import read_study
 
-    study = read_spec_study(spec)
-    scales = {k: v for k, v in scales_from_spec(study, source=str(spec)).items() if k in ("valence", "arousal")}
-    return study.get("emotions"), scales
+    study = read_study(spec)
+    given = study.model_fields_set
+    scales = ({k: (float(lo), float(hi)) for k, (lo, hi) in study.scales.items() if k in ("valence", "arousal")}
+              if "scales" in given else {})
+    return (list(study.emotions) if "emotions" in given else None), scales
+
+
+def _given_flags(**values) -> dict:
+    """The flags among ``values`` the user gave (on the command line or through the environment), not the ones
+    left at their defaults: a backend refuses a flag it does not take only when the user gave it."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return {k: v for k, v in values.items()
+            if ctx.get_parameter_source(k) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
 
 
 def _load_items(stimuli: Path, limit: int | None):
@@ -219,13 +241,14 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
       emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
       emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
     """
+    from emoalign.data.schemas import PAPER_PROMPT_ORDER
     from emoalign.raters.runs import RowErrorsError, row_errors_error, run_rater, slug
 
     kind, model = _split_rater(rater_spec)
     spec_labels, spec_scales = _study_settings(spec)
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else (spec_labels or None)
-    if not labels and spec_labels and set(spec_labels) == set(PAPER_LABELS):
-        label_list = list(PAPER_LABELS)  # the paper's prompt order (Figure 2), whatever order the spec lists them in
+    if not labels and spec_labels and set(spec_labels) == set(PAPER_PROMPT_ORDER):
+        label_list = list(PAPER_PROMPT_ORDER)  # the paper's prompt order (Figure 2), whatever order the spec lists
     scale_map = {**spec_scales, **_parse_scale(scales)}
     extra = _parse_options(options)
     name = name or _default_name(kind, model)
@@ -248,6 +271,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
                                       rater_name=name, **fer_opts))
     else:
         from emoalign.raters.vlm.backends import load_backend
+        from emoalign.raters.vlm.config import GenerateConfig
         from emoalign.raters.vlm.prompts import LABEL_ORDERS, PAPER_SCALES, PromptSet
         from emoalign.raters.vlm.rater import VLMRater
 
@@ -255,22 +279,17 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         bad = [o for o in order_list if o not in LABEL_ORDERS]
         if bad:
             raise EmoalignError(f"--orders has unknown order(s) {', '.join(bad)}", hint=f"choose from {', '.join(LABEL_ORDERS)}")
-        opts = dict(extra)
-        opts.setdefault("image_placement", image_placement)
-        if kind == "hf":
-            opts.update(dtype=dtype, device=device, fast=fast)
-        elif kind == "mlx" and not fast:
-            opts.setdefault("prefix_cache", False)
-        elif kind == "openai":
-            opts.update(base_url=base_url, api_key_env=api_key_env)
-        backend = load_backend(kind, model, **opts)
+        config = GenerateConfig.from_options(extra, **_given_flags(
+            max_new_tokens=max_new_tokens, batch_size=batch_size, image_placement=image_placement, dtype=dtype,
+            device=device, fast=fast, base_url=base_url, api_key_env=api_key_env))
+        backend = load_backend(kind, model, config)
         prompts = PromptSet(strategy=strategy, labels=tuple(label_list) if label_list else PromptSet().labels,
                             scales={**PAPER_SCALES, **scale_map})
         for order in order_list:
             rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
             raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed,
-                                   batch_size=batch_size or getattr(backend, "default_batch_size", 1),
-                                   max_new_tokens=max_new_tokens))
+                                   batch_size=config.batch_size or getattr(backend, "default_batch_size", 1),
+                                   max_new_tokens=config.max_new_tokens))
 
     failed = []
     for rater in raters:

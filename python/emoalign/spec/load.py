@@ -21,6 +21,7 @@ from emoalign.formula import PURE_FUNCTIONS
 from emoalign.registry import KINDS
 from emoalign.spec.model import SpecBase, StudySettings, StudySpec, spec_model
 from emoalign.spec.rstrings import r_string_problems
+from emoalign.spec.roles import PAPER_ROLES, role_problems
 
 
 @dataclass
@@ -211,6 +212,12 @@ def parse_spec(text: str, *, path: str | Path | None = None) -> LoadedSpec:
     except ValidationError as exc:
         raise _invalid(exc, raw, lines, name) from None
     loaded = LoadedSpec(spec=spec, path=Path(path) if path else None, text=text, raw=raw, lines=lines)
+    roles = role_problems(loaded)
+    if roles:
+        raise EmoalignError(f"invalid spec ({len(roles)} report-role problem{'s' if len(roles) > 1 else ''}):\n  "
+                            + "\n  ".join(roles),
+                            hint="the roles, each read by one section of the report: " + ", ".join(
+                                f"{r} ({k})" for r, (k, _) in PAPER_ROLES.items()) + "; see docs/architecture.md")
     problems = r_string_problems(loaded)
     if problems:
         raise EmoalignError(f"invalid spec ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "

@@ -264,11 +264,3 @@ def check_stimuli(
     return CheckReport(n_images=len(df), errors=tuple(errors), warnings=tuple(warnings), design=tuple(design),
                        balance=balance, modal_count=modal)
 
-
-def read_spec_study(spec_path: str | os.PathLike) -> dict:
-    """The ``study`` block of a spec YAML as a dict of the keys it sets, validated by the one study reader
-    (:func:`emoalign.spec.load.read_study`). Kept for ``emoalign infer`` (cli/infer.py), which will call
-    ``read_study`` itself."""
-    from emoalign.spec.load import read_study
-
-    return read_study(spec_path).model_dump(exclude_unset=True)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emoalign.data.schemas import RESULT_VALUE_COLUMNS
 from emoalign.registry import KINDS
+from emoalign.spec.roles import PAPER_ROLES
 
 if TYPE_CHECKING:
     from emoalign.analysis.checks import Problem
@@ -35,10 +36,9 @@ class ReportPlacement(BaseModel):
     role: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+$",
         description="The part this analysis plays in the paper's report (docs/architecture.md lists the roles: "
-                    "human_ceiling, variance_decomposition, naturalness, classification, mcnemar, dimensional_agreement, "
-                    "valence_bias, arousal_bias, valence_emotion_lmm, arousal_emotion_lmm, response_diversity, "
-                    "demographic_lmm, race_emotion_accuracy). Without a role, an analysis whose id is one of these "
-                    "plays that part (specs written before roles); any other renders under its kind.")
+                    + ", ".join(PAPER_ROLES) + "). Without a role, an analysis whose id is one of these "
+                    "plays that part (specs written before roles); any other renders under its kind. A role is "
+                    "played by one analysis of the kind its section reads.")
 
 
 class AnalysisBase(BaseModel):

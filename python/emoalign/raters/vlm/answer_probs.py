@@ -38,7 +38,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-THINK_CLOSERS = ("</think>", "</thinking>", "</reasoning>", "</reflection>", "<|end_of_thought|>")
+from emoalign.raters.vlm.parse import REASONING_END_MARKERS, REASONING_TAGS
+
+#: what closes a reasoning trace (the answer comes after the last one)
+THINK_CLOSERS = tuple(f"</{t}>" for t in REASONING_TAGS) + REASONING_END_MARKERS
 _NUMERIC = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 

@@ -1,4 +1,5 @@
-"""The one interface every VLM backend (``hf``, ``mlx``, ``openai``) implements.
+"""The one interface every VLM backend (``hf``, ``mlx``, ``openai``, plug-ins) implements: :class:`VLMBackend`,
+checked when a backend is registered (``backends.vlm_backend``).
 
 A prompting strategy (``strategies.py``) turns each image into a sequence of ``Ask`` requests (a
 step's prompt depends on earlier answers under context-carry) and sends them in batches. Each ask is
@@ -42,9 +43,10 @@ class Answer:
 
 
 class VLMBackend(Protocol):
-    """A loaded model behind one of the backends."""
-
-    name: str            # "hf" | "mlx" | "openai"
+    """A loaded model behind one of the backends. Registering a class (``@vlm_backend``, or an
+    ``emoalign.backends`` entry point) checks that it has these methods; its constructor
+    ``(model, **keywords)`` names the :class:`~emoalign.raters.vlm.config.GenerateConfig` fields it takes. An
+    optional ``default_batch_size`` attribute sizes batches when ``--batch-size`` is not given (else 1)."""
 
     def provenance(self) -> dict:
         """model_id, model_revision, dtype, quantization, backend, image_placement, versions (package -> version)."""

@@ -34,6 +34,7 @@ from typing import Sequence
 from emoalign.errors import EmoalignError
 from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
+from emoalign.raters.vlm.backends import vlm_backend
 from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
                                         resolve_placement)
 from emoalign.raters.vlm.revision import hub_snapshot_commit, local_revision
@@ -72,6 +73,8 @@ def _load_processor(model_id: str, model_type: str, **kw):
     return (cls or AutoProcessor).from_pretrained(model_id, **kw)
 
 
+@vlm_backend("hf", description="transformers + torch on CPU or CUDA (full-precision releases)",
+             install="pip install 'emoalign[hf]' (torch, transformers)", hub_model=True)
 class HFBackend:
     """A transformers model loaded from a hub id or a local directory.
 

@@ -45,6 +45,7 @@ import numpy as np
 from emoalign.errors import EmoalignError
 from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
+from emoalign.raters.vlm.backends import vlm_backend
 from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
                                         resolve_placement)
 from emoalign.raters.vlm.revision import hub_snapshot_commit, model_dir_digest
@@ -73,6 +74,8 @@ class _ImageState:
         self.pixels: dict | None = None
 
 
+@vlm_backend("mlx", description="mlx-vlm on Apple silicon (or mlx[cpu] on Linux), e.g. the 4-bit QAT releases",
+             install="pip install 'emoalign[mlx]' (mlx-vlm; on Linux also 'mlx[cpu]')", hub_model=True)
 class MLXBackend:
     """A VLM loaded with mlx-vlm.
 

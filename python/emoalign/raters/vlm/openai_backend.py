@@ -42,6 +42,7 @@ from typing import Sequence
 from emoalign.errors import EmoalignError
 from emoalign.raters.vlm.answer_probs import answer_position_text, probs_from_top_logprobs_path
 from emoalign.raters.vlm.backend import Answer, Ask
+from emoalign.raters.vlm.backends import vlm_backend
 from emoalign.raters.vlm.inputs import image_digest, resolve_placement, user_content
 from emoalign.raters.vlm.revision import hub_snapshot_commit
 
@@ -74,6 +75,8 @@ class _Secret:
         return "<secret>" if self._value else "<unset>"
 
 
+@vlm_backend("openai", description="an OpenAI-compatible chat-completions server (vLLM, SGLang, mlx_vlm.server)",
+             install="pip install 'emoalign[openai]' (httpx)")
 class OpenAIBackend:
     """Chat-completions client for an OpenAI-compatible server.
 

@@ -34,9 +34,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1>", re.S | re.I)
-_OPEN_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>", re.I)
-_CLOSE_THINK = re.compile(r"</(think|thinking|reasoning|reflection)>", re.I)
+#: the tags a model's reasoning trace is wrapped in (``<think>...</think>``): one list for this parser and the
+#: answer position of ``answer_probs``
+REASONING_TAGS = ("think", "thinking", "reasoning", "reflection")
+#: markers that end a reasoning trace on their own (no tag pair)
+REASONING_END_MARKERS = ("<|end_of_thought|>",)
+_TAGS = "|".join(REASONING_TAGS)
+_THINK = re.compile(rf"<({_TAGS})>.*?</\1>", re.S | re.I)
+_OPEN_THINK = re.compile(rf"<({_TAGS})>", re.I)
+_CLOSE_THINK = re.compile(rf"</(?:{_TAGS})>|" + "|".join(map(re.escape, REASONING_END_MARKERS)), re.I)
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
 _OBJECT = re.compile(r"\{.*?\}", re.S)
 _WORD = re.compile(r"[A-Za-z]+")
@@ -104,8 +110,9 @@ def _clean_with_offsets(text: str) -> tuple[str, list[int]]:
 
 
 def strip_reasoning(text: str) -> str:
-    """Remove reasoning traces: closed ``<think>…</think>`` blocks; text before a lone closing tag
-    (templates that open the tag in the prompt); an unclosed opening tag and everything after it."""
+    """Remove reasoning traces: closed ``<think>…</think>`` blocks (any of :data:`REASONING_TAGS`); text before a
+    lone closing tag or end marker such as ``<|end_of_thought|>`` (templates that open the trace in the prompt);
+    an unclosed opening tag and everything after it."""
     return _clean_with_offsets(text)[0]
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 
 import yaml
 
+from emoalign.data.schemas import PAPER_PROMPT_ORDER
 from emoalign.errors import EmoalignError
 
 TEMPLATES_PATH = Path(__file__).with_name("templates.yaml")
@@ -87,7 +88,7 @@ class PromptSet:
     """A strategy's templates bound to a label set and the study's scales."""
 
     strategy: str = "context_carry"
-    labels: tuple[str, ...] = ("happy", "sad", "angry", "fear", "disgust", "neutral")
+    labels: tuple[str, ...] = PAPER_PROMPT_ORDER
     scales: dict = field(default_factory=lambda: dict(PAPER_SCALES))
     templates_path: str | None = None
 

@@ -30,24 +30,7 @@ from emoalign.registry import Registry
 from emoalign.report import tables as T
 from emoalign.report.names import Names
 from emoalign.report.results import Results
-
-#: role -> (kind, what it feeds in the paper's report). The roles a spec can give (``report: {role: ...}``);
-#: specs written before roles use these names as analysis ids.
-PAPER_ROLES: dict[str, tuple[str, str]] = {
-    "human_ceiling": ("reliability", "human inter-rater reliability, the ceiling (§3.2)"),
-    "variance_decomposition": ("variance_components", "rater / image / residual variance of the human trials (§3.2)"),
-    "naturalness": ("response_diversity", "naturalness of the stimuli (§2.4)"),
-    "classification": ("classification", "Tables 1 and 2, confusion matrices"),
-    "mcnemar": ("mcnemar", "McNemar tests between raters (§3.5)"),
-    "dimensional_agreement": ("agreement", "Tables 3 and 5, Figure 3, Bland-Altman plots"),
-    "valence_bias": ("group_bias", "Table 4: per-emotion valence bias"),
-    "arousal_bias": ("group_bias", "Table 6: per-emotion arousal bias"),
-    "valence_emotion_lmm": ("lmm", "Table 4's LMM p (emotion-bias model, valence)"),
-    "arousal_emotion_lmm": ("lmm", "Table 6's LMM p (emotion-bias model, arousal)"),
-    "response_diversity": ("response_diversity", "Table 7: stereotyped responding"),
-    "demographic_lmm": ("lmm", "Figure 4: demographic-bias models (§4.5)"),
-    "race_emotion_accuracy": ("group_accuracy", "intersectional accuracy (§4.5)"),
-}
+from emoalign.spec.roles import PAPER_ROLES  # role -> (kind, what it feeds); checked when a spec is loaded
 
 SIG_NOTE = "* p < .05, ** p < .01, *** p < .001"
 
