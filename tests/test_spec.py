@@ -272,7 +272,7 @@ def test_report_roles_are_checked_when_the_spec_is_loaded(tmp_path, capsys):
     assert "r.yaml:6: analysis 'va' (kind agreement) claims report role 'classification', whose section reads a classification" in msg
     spec = tmp_path / "r.yaml"
     spec.write_text(head + bad)
-    code, out, err = run_cli(["spec", "check", str(spec), "--no-data"], capsys)
+    code, _, err = run_cli(["spec", "check", str(spec), "--no-data"], capsys)
     assert code == 2 and "r.yaml:5" in err and "Traceback" not in err, err
     # specs written before roles: an analysis whose id is a role's name plays it, and is no claim to check
     assert parse_spec(head + "  - {id: classification, kind: classification}\n" + ok)

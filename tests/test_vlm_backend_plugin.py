@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
-
 from emoalign.errors import EmoalignError
 from emoalign.registry import BACKENDS
+from PIL import Image
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
@@ -63,7 +62,6 @@ def docs_module(tmp_path, monkeypatch):
 
 def test_a_backend_registered_in_one_module_runs_through_infer(docs_module, tmp_path, capsys):
     import brightness_backend  # noqa: F401  (importing the one module registers it)
-
     from emoalign.raters.vlm.backends import backend_entry, list_backends
 
     assert list_backends()["brightness"] == "a stub that answers from the image's brightness (no model)"
@@ -153,3 +151,11 @@ def test_generate_config_fields_reach_only_the_backends_that_take_them():
     with pytest.raises(EmoalignError, match="contradicts --dtype"):
         GenerateConfig.from_options({"dtype": "float16"}, dtype="float32")
     assert GenerateConfig.from_options({"top_logprobs": 5}).top_logprobs == 5
+
+
+def test_generate_config_docstring_example_runs():
+    import doctest
+
+    from emoalign.raters.vlm import config
+
+    assert doctest.testmod(config).failed == 0

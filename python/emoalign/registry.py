@@ -303,6 +303,25 @@ class Registry(Generic[T]):
         return f"Registry({self.what!r}, {len(self._entries)} entries)"
 
 
+def plugin_coercer(entry_type: type, make: Callable[[str, Any, str], Any], *, what: str, expected: str,
+                   check: Callable[[str, Any], None] | None = None) -> Callable[[str, Any], Any]:
+    """A ``coerce`` for a registry whose plug-ins may name a plain callable: an ``entry_type`` is kept as it is; a
+    callable becomes ``make(name, obj, description)``, described by its docstring's first line (after
+    ``check(name, obj)``); anything else is an error saying the entry point should name ``expected``."""
+
+    def coerce(name: str, obj: Any):
+        if isinstance(obj, entry_type):
+            return obj
+        if not callable(obj):
+            raise EmoalignError(f"{what} {name!r}: the entry point names {type(obj).__name__}, not {expected}",
+                                hint=f"point the entry point at {expected}")
+        if check is not None:
+            check(name, obj)
+        return make(name, obj, (obj.__doc__ or f"{what} {name} (plug-in)").strip().split("\n")[0])
+
+    return coerce
+
+
 def entry_points(group: str) -> list:
     """Installed entry points of ``group`` (a function, so tests can substitute a fake distribution's)."""
     from importlib import metadata  # imported here: it costs ~40 ms that `emoalign --help` need not pay

@@ -20,8 +20,8 @@ from emoalign.errors import EmoalignError, did_you_mean
 from emoalign.formula import PURE_FUNCTIONS
 from emoalign.registry import KINDS
 from emoalign.spec.model import SpecBase, StudySettings, StudySpec, spec_model
-from emoalign.spec.rstrings import r_string_problems
 from emoalign.spec.roles import PAPER_ROLES, role_problems
+from emoalign.spec.rstrings import r_string_problems
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import Callable
 
 from emoalign.errors import EmoalignError
 from emoalign.raters.device import resolve_device
-from emoalign.registry import FER_MODELS
+from emoalign.registry import FER_MODELS, plugin_coercer
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,10 @@ def fer_model(name: str, *, description: str, arg: str | None = None):
     return deco
 
 
-def _as_model(name: str, obj) -> FERModel:
-    """What a plug-in's entry point names: a registered FERModel, or a plain adapter builder (its docstring's
-    first line describes it)."""
-    if isinstance(obj, FERModel):
-        return obj
-    if not callable(obj):
-        raise EmoalignError(f"FER model {name!r}: the entry point names {type(obj).__name__}, not an adapter builder",
-                            hint="point the emoalign.fer entry point at a function build_adapter(*, device, ...)")
-    return FERModel(name, obj, (obj.__doc__ or f"FER model {name} (plug-in)").strip().split("\n")[0])
-
-
-FER_MODELS.coerce = _as_model
+#: what a plug-in's entry point names: a registered FERModel, or a plain adapter builder (its docstring's first
+#: line describes it)
+FER_MODELS.coerce = plugin_coercer(FERModel, FERModel, what="FER model",
+                                   expected="an adapter builder build_adapter(*, device, ...)")
 
 #: rater options every FER model shares (``FERRater``), split off before the builder is called
 _RATER_OPTIONS = ("label_map", "unmapped", "face_margin", "face_cascade", "va_clip")

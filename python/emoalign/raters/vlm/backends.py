@@ -27,7 +27,7 @@ from typing import Callable
 
 from emoalign.errors import EmoalignError
 from emoalign.raters.vlm.config import GenerateConfig, accepted
-from emoalign.registry import BACKENDS
+from emoalign.registry import BACKENDS, plugin_coercer
 
 
 @dataclass(frozen=True)
@@ -70,19 +70,10 @@ def vlm_backend(name: str, *, description: str, install: str | None = None, hub_
     return deco
 
 
-def _as_entry(name: str, obj) -> BackendEntry:
-    """What a plug-in's entry point names: a registered BackendEntry, or a plain backend class (its docstring's
-    first line describes it)."""
-    if isinstance(obj, BackendEntry):
-        return obj
-    if not inspect.isclass(obj) and not callable(obj):
-        raise EmoalignError(f"VLM backend {name!r}: the entry point names {type(obj).__name__}, not a backend class",
-                            hint="point the emoalign.backends entry point at the class")
-    _check_protocol(name, obj)
-    return BackendEntry(name, obj, (obj.__doc__ or f"VLM backend {name} (plug-in)").strip().split("\n")[0])
-
-
-BACKENDS.coerce = _as_entry
+#: what a plug-in's entry point names: a registered BackendEntry, or a plain backend class (its docstring's first
+#: line describes it)
+BACKENDS.coerce = plugin_coercer(BackendEntry, BackendEntry, what="VLM backend", expected="the backend class",
+                                 check=_check_protocol)
 
 
 def backend_entry(kind: str) -> BackendEntry:

@@ -51,7 +51,7 @@ class GenerateConfig:
     options: dict = field(default_factory=dict)
 
     @classmethod
-    def from_options(cls, options: dict | None = None, **flags) -> "GenerateConfig":
+    def from_options(cls, options: dict | None = None, **flags) -> GenerateConfig:
         """A config from the flags the user gave (``None`` values are dropped) and ``--option`` values: an option
         named like a field sets that field; giving one both ways is an error."""
         names = {f.name for f in fields(cls)} - {"options"}
@@ -89,7 +89,7 @@ class GenerateConfig:
         out = {k: getattr(self, k) for k in self.backend_fields() if getattr(self, k) is not None}
         return {**out, **self.options}
 
-    def with_defaults(self, **defaults) -> "GenerateConfig":
+    def with_defaults(self, **defaults) -> GenerateConfig:
         """A copy where the fields left ``None`` take ``defaults``."""
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 

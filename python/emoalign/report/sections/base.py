@@ -1,4 +1,5 @@
-"""What every report section shares: the section registry, the paper's roles, and small markdown helpers.
+"""What every report section shares: the section registry, the paper's roles (``emoalign.spec.roles``, checked
+when a spec is loaded), and small markdown helpers.
 
 Two ways an analysis reaches the report:
 
@@ -30,7 +31,7 @@ from emoalign.registry import Registry
 from emoalign.report import tables as T
 from emoalign.report.names import Names
 from emoalign.report.results import Results
-from emoalign.spec.roles import PAPER_ROLES  # role -> (kind, what it feeds); checked when a spec is loaded
+from emoalign.spec.roles import PAPER_ROLES
 
 SIG_NOTE = "* p < .05, ** p < .01, *** p < .001"
 
