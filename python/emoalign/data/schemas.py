@@ -38,7 +38,8 @@ PAPER_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "neutral")
 PAPER_PROMPT_ORDER = ("happy", "sad", "angry", "fear", "disgust", "neutral")
 
 #: parse statuses a machine-rating step can carry
-PARSE_STATUSES = ("json", "fence", "regex", "fuzzy", "clamped", "invalid", "error", "none")
+PARSE_STATUSES = ("json", "fence", "regex", "fuzzy", "clamped", "invalid", "error", "none",
+                  "lexicon", "unmapped", "ambiguous")  # the last three: open_vocabulary step 1 (raters/vlm/lexicon.py)
 
 #: steps whose raw text / status are recorded for machine raters
 MACHINE_STEPS = ("emotion", "valence", "arousal")
@@ -80,6 +81,7 @@ _PROVENANCE = {
     "batch_size": pa.int32(),
     "strategy": pa.string(),
     "template_hash": pa.string(),
+    "persona": pa.string(),
     "image_placement": pa.string(),
     "label_order": pa.string(),
     "seed": pa.int64(),
