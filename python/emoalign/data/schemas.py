@@ -15,9 +15,10 @@ machines  one row per (rater, image): ``rater``, ``image_id``, ``emotion``, ``va
           expected ratings ``valence_expected``/``arousal_expected``, raw text of every prompt step
           (``<step>_raw``), per-step parse status (``<step>_status``), ``error``, and provenance
           (``backend``, ``model_id``, ``model_revision``, ``dtype``, ``quantization``, ``batch_size``,
-          ``strategy``, ``template_hash``, ``image_placement``, ``label_order``, ``seed``, ``timestamp``, ``versions``
-          (JSON), ``simulated`` (bool: True for simulated profiles, never passed off as model output),
-          ``run_id``).
+          ``strategy``, ``template_hash``, ``persona`` (set only with a persona), ``image_placement``,
+          ``label_order``, ``seed``, ``timestamp``, ``versions`` (JSON), ``simulated`` (bool: True for simulated
+          profiles, never passed off as model output), ``run_id``). The ``open_vocabulary`` strategy adds
+          ``emotion_word`` (the model's own word) and the step-1 statuses ``lexicon``/``unmapped``/``ambiguous``.
 results   tidy, broom column names: ``analysis_id``, ``metric`` or ``term``, ``estimate``,
           ``std_error``, ``statistic``, ``df``, ``p_value``, ``p_adjusted``, ``conf_low``,
           ``conf_high``, ``n``, plus grouping columns (``rater``, ``dimension``, ``emotion``, ...).
