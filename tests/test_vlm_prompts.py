@@ -40,12 +40,12 @@ def test_integrated_and_independent():
     ind = PromptSet(strategy="independent")
     assert "{emotion}" not in str(load_templates()["strategies"]["independent"]["steps"])
     assert ind.render("valence").startswith("How pleasant")
-    assert set(strategies()) == {"context_carry", "independent", "integrated"}
+    assert set(strategies()) == {"context_carry", "independent", "integrated", "open_vocabulary"}
 
 
 def test_template_hash_is_stable_and_distinct():
     hashes = {s: template_hash(s) for s in strategies()}
-    assert len(set(hashes.values())) == 3
+    assert len(set(hashes.values())) == 4
     assert all(len(h) == 12 for h in hashes.values())
     assert template_hash("context_carry") == PromptSet().hash
 

@@ -181,6 +181,28 @@ def _summary_lines(ratings: Path) -> list[str]:
     return lines
 
 
+def _probe_plan(kind: str, strategy: str, persona: str, lexicon, conditions_file, orders) -> dict:
+    """The persona ``(name, text)`` and the conditions of ``--conditions`` (None without), checked before any
+    model loads; persona, lexicon and plans apply to VLM raters only."""
+    from emoalign.raters.vlm.prompts import resolve_persona
+
+    if kind == "fer" and (persona != "none" or lexicon or conditions_file or strategy != "context_carry"):
+        raise EmoalignError("--persona, --lexicon, --conditions and --strategy apply to VLM raters, not to fer:",
+                            hint="drop them, or rate with a VLM (hf:, mlx:, openai:)")
+    if conditions_file and orders:
+        raise EmoalignError("--conditions and --orders both set", hint="put the label orders into the plan, "
+                                                                       "e.g. reversed: {label_order: reversed}")
+    if lexicon and strategy != "open_vocabulary" and not conditions_file:
+        raise EmoalignError("--lexicon is only read by --strategy open_vocabulary",
+                            hint="add --strategy open_vocabulary, or drop --lexicon")
+    conditions = None
+    if conditions_file:
+        from emoalign.raters.vlm.plan import read_plan
+
+        conditions = read_plan(conditions_file)
+    return {"persona": resolve_persona(persona), "conditions": conditions}
+
+
 @click.command()
 @click.option("--rater", "rater_spec", required=True, metavar="KIND:MODEL",
               help="hf:<hub id or dir> (transformers), mlx:<hub id or dir> (mlx-vlm), openai:<served model> "
@@ -190,8 +212,18 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Runs folder; the run goes to OUT/<run-id>/.")
 @click.option("--name", help="Rater name in the output (the `rater` column). Default: the model's last path part.")
 @click.option("--run-id", help="Run folder name under --out. Default: the rater name made file-safe.")
-@click.option("--strategy", type=click.Choice(["context_carry", "independent", "integrated"]), default="context_carry",
-              show_default=True, help="Prompting strategy (context_carry = the paper's three steps).")
+@click.option("--strategy", type=click.Choice(["context_carry", "independent", "integrated", "open_vocabulary"]),
+              default="context_carry", show_default=True,
+              help="Prompting strategy (context_carry = the paper's three steps; open_vocabulary = step 1 offers no "
+                   "labels, the free word is mapped to the labels through the emotion lexicon).")
+@click.option("--persona", default="none", show_default=True, metavar="NAME|TEXT",
+              help="A persona put before every step: none, psychologist, layperson, or a sentence of your own "
+                   "(recorded in the persona column and the template hash).")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="open_vocabulary: your emotion lexicon (YAML, labels: {label: [words]}) instead of the shipped one.")
+@click.option("--conditions", "conditions_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Probe plan (YAML): one rater NAME@CONDITION per condition (strategy x label order x persona), "
+                   "same model, same stimuli. See README, 'Probing prompt robustness'.")
 @click.option("--label-order", type=click.Choice(["fixed", "reversed", "shuffle"]), default="fixed", show_default=True,
               help="Order of the labels in the emotion prompt (shuffle: seeded per image).")
 @click.option("--orders", help="Comma-separated label orders to evaluate, one rater each named NAME@ORDER "
@@ -225,9 +257,9 @@ def _summary_lines(ratings: Path) -> list[str]:
 @click.option("--force", is_flag=True, help="Start the run folder afresh (needed when the configuration changed).")
 @click.option("--retry-errors", is_flag=True, help="Re-rate images whose rows hold an error.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders, seed, spec, labels, scales, batch_size,
-          image_placement, fast, trust_remote_code, dtype, device, max_new_tokens, base_url, api_key_env, options, limit,
-          force, retry_errors, no_progress):
+def infer(rater_spec, stimuli, out, name, run_id, strategy, persona, lexicon, conditions_file, label_order, orders, seed,
+          spec, labels, scales, batch_size, image_placement, fast, trust_remote_code, dtype, device, max_new_tokens,
+          base_url, api_key_env, options, limit, force, retry_errors, no_progress):
     """Rate every stimulus with one model; re-running the same command resumes an interrupted run.
 
     \b
@@ -240,6 +272,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
       emoalign infer --rater openai:gemma-3 --base-url http://gpu:8000/v1 --stimuli stimuli.parquet --out runs/
       emoalign infer --rater fer:minixception --stimuli stimuli.parquet --out runs/
       emoalign infer --rater hf:DIR --orders fixed,reversed,shuffle --stimuli stimuli.parquet --out runs/
+      emoalign infer --rater hf:DIR --name gemma3 --conditions conditions.yaml --stimuli stimuli.parquet --out runs/
     """
     from emoalign.data.schemas import PAPER_PROMPT_ORDER
     from emoalign.raters.runs import RowErrorsError, row_errors_error, run_rater, slug
@@ -256,6 +289,7 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
     if not items:
         raise EmoalignError(f"stimuli table {stimuli} has no rows")
     _preflight(kind, model, rater_spec, device, extra, out)  # seconds of checks before minutes of model loading
+    plan = _probe_plan(kind, strategy, persona, lexicon, conditions_file, orders)
 
     raters = []
     if kind == "fer":
@@ -282,9 +316,24 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, label_order, orders,
         config = GenerateConfig.from_options(extra, **_given_flags(
             max_new_tokens=max_new_tokens, batch_size=batch_size, image_placement=image_placement, dtype=dtype,
             device=device, fast=fast, base_url=base_url, api_key_env=api_key_env))
-        backend = load_backend(kind, model, config)
         prompts = PromptSet(strategy=strategy, labels=tuple(label_list) if label_list else PromptSet().labels,
-                            scales={**PAPER_SCALES, **scale_map})
+                            scales={**PAPER_SCALES, **scale_map}, persona=plan["persona"][1],
+                            persona_name=plan["persona"][0], lexicon_path=str(lexicon) if lexicon else None)
+        if strategy == "open_vocabulary" or plan["conditions"]:  # a bad lexicon fails before the model loads
+            from emoalign.raters.vlm.plan import plan_prompts
+
+            for cond in plan["conditions"] or []:
+                plan_prompts(prompts, cond)
+            if strategy == "open_vocabulary":
+                prompts.lexicon  # noqa: B018
+        backend = load_backend(kind, model, config)
+        if plan["conditions"]:
+            from emoalign.raters.vlm.plan import plan_raters
+
+            order_list = []
+            raters += plan_raters(name, backend, plan["conditions"], prompts, order=label_order, seed=seed,
+                                  batch_size=config.batch_size or getattr(backend, "default_batch_size", 1),
+                                  max_new_tokens=config.max_new_tokens)
         for order in order_list:
             rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
             raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed,

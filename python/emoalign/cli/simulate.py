@@ -37,7 +37,7 @@ SCHEMA_PATHS = ("", "design", "humans", "humans.rater_attributes", "humans.dimen
                 "machines.raters.*", "machines.raters.*.valence", "machines.raters.*.arousal")
 #: documented optional keys no built-in profile uses
 OPTIONAL_KEYS = {"": {"base"}, "humans.dimensions.*": {"effects", "rater_effects"},
-                 "machines.raters.*": {"confusion", "accuracy", "accuracy_by"},
+                 "machines.raters.*": {"confusion", "accuracy", "accuracy_by", "conditions"},
                  "machines.raters.*.valence": {"effects"}, "machines.raters.*.arousal": {"effects"}}
 
 

@@ -15,9 +15,10 @@ machines  one row per (rater, image): ``rater``, ``image_id``, ``emotion``, ``va
           expected ratings ``valence_expected``/``arousal_expected``, raw text of every prompt step
           (``<step>_raw``), per-step parse status (``<step>_status``), ``error``, and provenance
           (``backend``, ``model_id``, ``model_revision``, ``dtype``, ``quantization``, ``batch_size``,
-          ``strategy``, ``template_hash``, ``image_placement``, ``label_order``, ``seed``, ``timestamp``, ``versions``
-          (JSON), ``simulated`` (bool: True for simulated profiles, never passed off as model output),
-          ``run_id``).
+          ``strategy``, ``template_hash``, ``persona`` (set only with a persona), ``image_placement``,
+          ``label_order``, ``seed``, ``timestamp``, ``versions`` (JSON), ``simulated`` (bool: True for simulated
+          profiles, never passed off as model output), ``run_id``). The ``open_vocabulary`` strategy adds
+          ``emotion_word`` (the model's own word) and the step-1 statuses ``lexicon``/``unmapped``/``ambiguous``.
 results   tidy, broom column names: ``analysis_id``, ``metric`` or ``term``, ``estimate``,
           ``std_error``, ``statistic``, ``df``, ``p_value``, ``p_adjusted``, ``conf_low``,
           ``conf_high``, ``n``, plus grouping columns (``rater``, ``dimension``, ``emotion``, ...).
@@ -38,7 +39,8 @@ PAPER_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "neutral")
 PAPER_PROMPT_ORDER = ("happy", "sad", "angry", "fear", "disgust", "neutral")
 
 #: parse statuses a machine-rating step can carry
-PARSE_STATUSES = ("json", "fence", "regex", "fuzzy", "clamped", "invalid", "error", "none")
+PARSE_STATUSES = ("json", "fence", "regex", "fuzzy", "clamped", "invalid", "error", "none",
+                  "lexicon", "unmapped", "ambiguous")  # the last three: open_vocabulary step 1 (raters/vlm/lexicon.py)
 
 #: steps whose raw text / status are recorded for machine raters
 MACHINE_STEPS = ("emotion", "valence", "arousal")
@@ -80,6 +82,7 @@ _PROVENANCE = {
     "batch_size": pa.int32(),
     "strategy": pa.string(),
     "template_hash": pa.string(),
+    "persona": pa.string(),
     "image_placement": pa.string(),
     "label_order": pa.string(),
     "seed": pa.int64(),

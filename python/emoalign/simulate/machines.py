@@ -297,6 +297,62 @@ def content_free_rows(name: str, family: str, prior: np.ndarray, emotions: list[
     return df
 
 
+def condition_rater(name: str, cname: str, cond: dict, base: pd.DataFrame, pred: np.ndarray, w: np.ndarray,
+                    smooth: np.ndarray, drawn: dict, emotions: list[str], emo_idx: np.ndarray,
+                    seed: int) -> tuple[pd.DataFrame, dict]:
+    """Rater ``<name>@<cname>``: the base rater under a prompt condition with planted effects (``conditions``).
+
+    ``flip_rate``: each image's step-1 label is replaced, with this probability, by one of the other labels
+    (uniformly), so the expected flip rate against the base rater is ``flip_rate``. ``shift``
+    (``{dimension: number or {emotion: number}}``, by intended emotion) is added to the latent rating
+    before clipping and rounding, with the base rater's own noise draws, so the paired shift is the planted
+    one wherever no scale end clips it. ``strategy: independent`` rates each face as its intended emotion
+    whatever its label (no error propagation); ``context_carry`` (default) rates it under its label, as the
+    base VLM does. Draws come from a stream keyed by the study seed and the condition rater's name.
+    """
+    import dataclasses
+
+    full = f"{name}@{cname}"
+    k, n = len(emotions), len(pred)
+    frng = np.random.default_rng([seed, 9, *full.encode()])
+    flip = frng.random(n) < float(cond.get("flip_rate", 0.0))
+    pc = pred.copy()
+    pc[flip] = (pred[flip] + frng.integers(1, k, int(flip.sum()))) % k
+    carry = cond.get("strategy", "context_carry") == "context_carry"
+    out = base[["rater", "image_id", "family"]].copy()
+    out["rater"] = full
+    out["emotion"] = np.array(emotions, dtype=object)[pc]
+    probs = w[:, None] * np.eye(k)[pc] + (1 - w)[:, None] * smooth
+    for j, lab in enumerate(emotions):
+        out[f"p_emotion_{lab}"] = probs[:, j]
+    shifts = cond.get("shift") or {}
+    for dim in ("valence", "arousal"):
+        if dim not in drawn:
+            out[dim] = np.nan
+            continue
+        s = shifts.get(dim, 0.0)
+        add = (np.array([float(s.get(e, 0.0)) for e in emotions])[emo_idx] if isinstance(s, dict)
+               else np.full(n, float(s)))
+        how, params, extra, noise = drawn[dim]
+        if how == "prototypes":
+            label = pc if carry else emo_idx
+            center = params.center(emo_idx, label) + extra + add
+            out[dim] = params.draw(center, label, noise)
+            out[f"{dim}_expected"] = np.round(params.moments(center, label)[0], 4)
+        else:
+            u, eff, z, c, sigma = extra
+            dpc = dataclasses.replace(params, context_carry=params.context_carry and carry)
+            y, x = dpc.output(dpc.latent(emo_idx, pc, u, eff, z, c, sigma, inflate=True) + add, noise)
+            out[dim] = y if dpc.discrete else np.round(y, 4)
+            if dpc.discrete:
+                out[f"{dim}_expected"] = np.round(x, 4)
+    out["strategy"] = ("simulated_context_carry" if carry else "simulated_independent") if base["family"].iat[0] == "vlm" \
+        else "simulated_fer"
+    rep = {"condition_of": name, "flip_rate": float(cond.get("flip_rate", 0.0)), "flipped": float(flip.mean()),
+           "shift": shifts, "strategy": "context_carry" if carry else "independent"}
+    return out, rep
+
+
 def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict, seed: int) -> tuple[pd.DataFrame, dict]:
     """Ratings of every simulated machine rater; returns (machines table without provenance, calibration report).
 
@@ -349,6 +405,7 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
         })
         cR = image_rows(C, r, emotions, ce, cdemo, weights)
         cp = _draw_labels(cR, crng.random(len(ce)))
+        drawn: dict[str, tuple] = {}   # per dimension: what the condition raters below redraw from
         for dim in ("valence", "arousal"):
             spec = r.get(dim)
             if spec is None:
@@ -364,8 +421,10 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
                 beta, centre, got = _calibrate_prototype_effects(pp, ce, cp, Xc, eff_t, refs, len(emotions))
                 Xs, _, _ = _effect_design(spec, stimuli, design)
                 center = pp.center(emo_idx, pred) + (Xs - centre) @ beta if Xs.shape[1] else pp.center(emo_idx, pred)
-                df[dim] = pp.draw(center, pred, rng.standard_normal(n))
+                z = rng.standard_normal(n)
+                df[dim] = pp.draw(center, pred, z)
                 df[f"{dim}_expected"] = np.round(pp.moments(center, pred)[0], 4)
+                drawn[dim] = ("prototypes", pp, center - pp.center(emo_idx, pred), z)
                 # with prototypes, `bias` and `sd` are the published targets the prototypes were fitted to
                 rep[dim] = {e: {"target_bias": (spec.get("bias") or {}).get(e),
                                 "expected_bias": round(float(got["mean"][a] - H[a]), 4),
@@ -393,8 +452,10 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
             c, sigma, beta, got = _calibrate(dp, ce, cp, crng.normal(0, img_sd, len(ce)), Xc, eff_t, refs,
                                              crng.standard_normal(len(ce)), crng.random(len(ce)), len(emotions))
             Xs, _, _ = _effect_design(spec, stimuli, design)
-            y, x = dp.output(dp.latent(emo_idx, pred, image_effects[dim], Xs @ beta, rng.standard_normal(n),
-                                       c, sigma, inflate=True), rng.random(n))
+            z = rng.standard_normal(n)
+            v = rng.random(n)
+            y, x = dp.output(dp.latent(emo_idx, pred, image_effects[dim], Xs @ beta, z, c, sigma, inflate=True), v)
+            drawn[dim] = ("calibrated", dp, (image_effects[dim], Xs @ beta, z, c, sigma), v)
             df[dim] = y if dp.discrete else np.round(y, 4)
             if dp.discrete:
                 df[f"{dim}_expected"] = np.round(x, 4)
@@ -406,10 +467,16 @@ def simulate_machines(stimuli: pd.DataFrame, image_effects: dict, profile: dict,
             names = [f"{f}:{lv}" for f, lvs in (spec.get("effects") or {}).items() for lv in lvs]
             rep[f"{dim}_effects"] = {nm: {"target": float(t), "expected": round(float(g), 4), "latent": round(float(b), 4)}
                                      for nm, t, g, b in zip(names, eff_t, got["effects"], beta)}
+        df["strategy"] = "simulated_context_carry" if family == "vlm" else "simulated_fer"
         frames.append(df)
         report[name] = rep
+        for cname, cond in (r.get("conditions") or {}).items():
+            cdf, report[f"{name}@{cname}"] = condition_rater(name, cname, cond or {}, df, pred, w, smooth, drawn,
+                                                              emotions, emo_idx, int(seed))
+            frames.append(cdf)
     if not frames:
         return pd.DataFrame(columns=["rater", "image_id", "emotion", "valence", "arousal"]), report
     out = pd.concat(frames + cf_rows, ignore_index=True)
+    out["strategy"] = out["strategy"].fillna(out["family"].map({"vlm": "simulated_context_carry"})).fillna("simulated_fer")
     out["label_order"] = json.dumps(emotions)
     return out, report

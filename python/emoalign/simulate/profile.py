@@ -16,6 +16,7 @@ documented profile stays readable and the fitted numbers stay reproducible).
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -171,6 +172,7 @@ def validate_profile(prof: dict) -> None:
             if e not in emotions or not float(v) > 0:
                 raise _err(prof, f"{path}.label_prior.{e}", f"must be an emotion of the design with a weight > 0 (got {v!r})",
                            "relative prior weights per label, e.g. label_prior: {neutral: 4} (unlisted labels weigh 1)")
+        _check_conditions(prof, r.get("conditions"), f"{path}.conditions", emotions)
         for dim in ("valence", "arousal"):
             spec = r.get(dim)
             if spec is None:
@@ -208,3 +210,36 @@ def validate_profile(prof: dict) -> None:
                 bad = [lv for lv in levels if lv not in allowed]
                 if bad:
                     raise _err(prof, f"{path}.{dim}.effects.{factor}", f"unknown level(s) {bad}", f"levels are {allowed}")
+
+
+def _check_conditions(prof: dict, conditions, path: str, emotions: list[str]) -> None:
+    """``conditions`` of a rater: ``{name: {flip_rate, shift: {dimension: number or {emotion: number}}, strategy}}``
+    (see :func:`emoalign.simulate.machines.condition_rater`)."""
+    if conditions is None:
+        return
+    if not isinstance(conditions, dict):
+        raise _err(prof, path, "must map condition names to their effects",
+                   "e.g. conditions: {layperson: {flip_rate: 0.2, shift: {valence: 0.5}}}")
+    for cname, cond in conditions.items():
+        where = f"{path}.{cname}"
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", str(cname)):
+            raise _err(prof, where, "condition names may hold letters, digits and _ . + - only", "e.g. reversed_order")
+        cond = cond or {}
+        unknown = sorted(set(cond) - {"flip_rate", "shift", "strategy"})
+        if unknown:
+            raise _err(prof, where, f"unknown key(s) {', '.join(unknown)}", "keys are flip_rate, shift, strategy")
+        fr = cond.get("flip_rate", 0.0)
+        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not 0 <= fr <= 1:
+            raise _err(prof, f"{where}.flip_rate", f"must be a probability in [0, 1], got {fr!r}", "e.g. flip_rate: 0.2")
+        if cond.get("strategy", "context_carry") not in ("context_carry", "independent"):
+            raise _err(prof, f"{where}.strategy", f"must be context_carry or independent, got {cond['strategy']!r}",
+                       "independent: ratings follow the face, not the step-1 label")
+        for dim, s in (cond.get("shift") or {}).items():
+            if dim not in ("valence", "arousal"):
+                raise _err(prof, f"{where}.shift.{dim}", "only valence and arousal can shift", "e.g. shift: {valence: 0.5}")
+            values = s.items() if isinstance(s, dict) else [(None, s)]
+            for e, v in values:
+                if (e is not None and e not in emotions) or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise _err(prof, f"{where}.shift.{dim}" + (f".{e}" if e is not None else ""),
+                               f"must be a number or {{emotion: number}} over {emotions}, got {v!r}",
+                               "e.g. shift: {valence: 0.5} or shift: {valence: {happy: -1.0}}")

@@ -117,7 +117,8 @@ def simulate_study(out_dir, profile: str | Path | Mapping = "paper", *, seed: in
         fam = machines["family"]
         machines = machines.assign(
             backend="simulated", model_id="simulated:" + pname + "/" + machines["rater"], model_revision=phash,
-            strategy=np.where(fam == "vlm", "simulated_context_carry", "simulated_fer"),
+            strategy=(machines["strategy"] if "strategy" in machines
+                      else np.where(fam == "vlm", "simulated_context_carry", "simulated_fer")),
             seed=seed, timestamp=now, versions=_versions(), simulated=True, run_id="simulated", error=None,
         )
     timings["machines"] = time.perf_counter() - t2
@@ -139,7 +140,7 @@ def simulate_study(out_dir, profile: str | Path | Mapping = "paper", *, seed: in
     write_json_atomic(run_dir / "manifest.json", {
         "run_id": "simulated", "simulated": True, "status": "complete", "backend": "simulated", "profile": pname,
         "profile_hash": phash, "seed": seed, "finished": now, "n_images": int(len(stim)),
-        "raters": [{"rater": r, "family": (prof["machines"]["raters"][r]["family"]), "model_id": f"simulated:{pname}/{r}",
+        "raters": [{"rater": r, "family": (prof["machines"]["raters"][r.split("@")[0]]["family"]), "model_id": f"simulated:{pname}/{r}",
                     "simulated": True} for r in summary["machine_raters"]],
         "calibration": calibration,
         "note": "simulated ratings from a YAML profile; not the output of any model",

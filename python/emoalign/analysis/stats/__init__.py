@@ -11,14 +11,14 @@ from emoalign.analysis.stats.classification import (
 from emoalign.analysis.stats.correlation import Correlation, pearson
 from emoalign.analysis.stats.icc import ICC_FORMS, IccResult, icc, icc_long
 from emoalign.analysis.stats.kappa import Kappa, cohen_kappa, cohen_kappa_table
-from emoalign.analysis.stats.mcnemar import McNemar, mcnemar, mcnemar_counts
+from emoalign.analysis.stats.mcnemar import CochranQ, McNemar, cochrans_q, mcnemar, mcnemar_counts
 from emoalign.analysis.stats.padjust import ADJUST_METHODS, p_adjust
 from emoalign.analysis.stats.proportions import wilson_ci
 from emoalign.analysis.stats.wilcoxon import Wilcoxon, wilcoxon_signed_rank
 
 __all__ = [
-    "ADJUST_METHODS", "BlandAltman", "ClassMetrics", "Correlation", "ICC_FORMS", "INVALID_LABEL", "IccResult",
+    "ADJUST_METHODS", "BlandAltman", "ClassMetrics", "CochranQ", "Correlation", "ICC_FORMS", "INVALID_LABEL", "IccResult",
     "Kappa", "McNemar", "Wilcoxon", "accuracy", "bland_altman", "cohen_kappa", "cohen_kappa_table",
-    "absent_labels", "confusion_matrix", "icc", "icc_long", "macro_f1", "mcnemar", "mcnemar_counts", "p_adjust", "pearson",
+    "absent_labels", "cochrans_q", "confusion_matrix", "icc", "icc_long", "macro_f1", "mcnemar", "mcnemar_counts", "p_adjust", "pearson",
     "per_class_metrics", "wilcoxon_signed_rank", "wilson_ci",
 ]

@@ -100,3 +100,61 @@ def mcnemar(b: int, c: int, *, correct: bool = True, exact: bool = False) -> McN
         stat = (b - c) ** 2 / m
         method = "chi-square"
     return McNemar(float(stat), 1.0, float(chi2.sf(stat, 1)), b, c, method)
+
+
+@dataclass(frozen=True)
+class CochranQ:
+    """Cochran's Q ``statistic``, its ``df`` (k - 1) and ``p_value`` (chi-square), ``n`` subjects, ``k`` conditions."""
+
+    statistic: float
+    df: float
+    p_value: float
+    n: int
+    k: int
+
+
+def cochrans_q(x) -> CochranQ:
+    """Cochran's Q test that k paired binary outcomes have the same success probability.
+
+    ``Q = (k - 1) (k sum_j C_j^2 - N^2) / (k N - sum_i R_i^2)`` with column totals ``C_j``, row totals
+    ``R_i`` and grand total ``N``; chi-square with ``k - 1`` df under the null (as statsmodels
+    ``cochrans_q`` and R ``DescTools::CochranQTest``). Rows whose outcomes are all equal add nothing to
+    the statistic. With no such informative row the statistic and p-value are NaN. For ``k = 2`` Q is
+    McNemar's statistic without continuity correction.
+
+    Parameters
+    ----------
+    x : array-like of bool, shape (n, k)
+        Outcomes of n subjects (e.g. images) under k conditions (e.g. prompts): correct or not.
+
+    Returns
+    -------
+    CochranQ
+        ``statistic``, ``df``, ``p_value``, ``n``, ``k``.
+
+    References
+    ----------
+    Cochran, W. G. (1950). The comparison of percentages in matched samples. Biometrika, 37(3/4),
+    256-266.
+
+    Examples
+    --------
+    12 images, 3 prompts (statsmodels ``cochrans_q`` gives the same Q and p):
+
+    >>> x = [[1, 1, 1], [1, 1, 1], [1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0], [1, 1, 0], [1, 1, 0],
+    ...      [1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0]]
+    >>> q = cochrans_q(x)
+    >>> round(q.statistic, 3), q.df, round(q.p_value, 4)
+    (10.571, 2.0, 0.0051)
+    """
+    a = np.asarray(x, dtype=float)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise ValueError(f"cochrans_q needs an (n, k >= 2) array, got shape {a.shape}")
+    n, k = a.shape
+    col, row = a.sum(axis=0), a.sum(axis=1)
+    total = float(a.sum())
+    denom = k * total - float(np.sum(row ** 2))
+    if denom <= 0:
+        return CochranQ(math.nan, float(k - 1), math.nan, n, k)
+    q = (k - 1) * (k * float(np.sum(col ** 2)) - total ** 2) / denom
+    return CochranQ(float(q), float(k - 1), float(chi2.sf(q, k - 1)), n, k)

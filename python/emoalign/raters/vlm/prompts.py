@@ -5,6 +5,10 @@ for one image with the study's scales and a label order. ``template_hash`` is a 
 strategy's raw template text (not of the rendered prompt), recorded on every output row so results
 from different wordings are never mixed silently.
 
+Personas (``personas`` in ``templates.yaml``, or free text): a sentence put before every step's prompt; part
+of the template hash when set. The ``open_vocabulary`` strategy offers no labels in step 1; its free answer is
+mapped to the labels by ``lexicon.py``.
+
 Label orders: ``fixed`` (the paper's order, or the study's), ``reversed``, and ``shuffle`` (a seeded
 permutation per image, the order-sensitivity probe of the EVE study, Bhattacharyya & Wang 2025,
 arXiv:2502.05660).
@@ -26,7 +30,7 @@ from emoalign.data.schemas import PAPER_PROMPT_ORDER
 from emoalign.errors import EmoalignError
 
 TEMPLATES_PATH = Path(__file__).with_name("templates.yaml")
-Strategy = Literal["context_carry", "independent", "integrated"]
+Strategy = Literal["context_carry", "independent", "integrated", "open_vocabulary"]
 LabelOrder = Literal["fixed", "reversed", "shuffle"]
 LABEL_ORDERS = ("fixed", "reversed", "shuffle")
 #: the paper's scale for valence and arousal
@@ -50,10 +54,34 @@ def strategies(path: str | None = None) -> tuple[str, ...]:
     return tuple(load_templates(path)["strategies"])
 
 
-def template_hash(strategy: str, path: str | None = None) -> str:
-    """sha256 (first 12 hex digits) of the strategy's step templates, canonical JSON."""
+def template_hash(strategy: str, path: str | None = None, persona: str = "") -> str:
+    """sha256 (first 12 hex digits) of the strategy's step templates, canonical JSON; with a ``persona`` (its
+    text), of the templates and the persona together (no persona: the hash is the templates' alone, as before)."""
     steps = _steps(strategy, path)
-    return hashlib.sha256(json.dumps(steps, sort_keys=True).encode()).hexdigest()[:12]
+    what = {"steps": steps, "persona": persona} if persona else steps
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def personas(path: str | None = None) -> dict[str, str]:
+    """The shipped personas: name -> the sentence put before every step (``none``: nothing)."""
+    return {str(k): str(v or "") for k, v in (load_templates(path).get("personas") or {"none": ""}).items()}
+
+
+def resolve_persona(value: str | None, path: str | None = None) -> tuple[str, str]:
+    """``(name, text)`` of ``--persona``: a shipped name (``none``, ``psychologist``, ``layperson``) or free text
+    (a sentence: it must contain a space, so a mistyped name is an error, not a persona), named
+    ``custom-<sha256[:8]>`` for the provenance columns."""
+    table = personas(path)
+    value = (value or "none").strip()
+    if value in table:
+        return value, table[value]
+    if " " not in value:
+        from emoalign.errors import did_you_mean
+
+        raise EmoalignError(f"unknown persona {value!r}" + did_you_mean(value, list(table)),
+                            hint=f"use one of {', '.join(table)} or a sentence of your own, e.g. "
+                                 "--persona 'You are a nurse in an emergency room.'")
+    return f"custom-{hashlib.sha256(value.encode()).hexdigest()[:8]}", value
 
 
 def _steps(strategy: str, path: str | None = None) -> dict[str, str]:
@@ -91,6 +119,11 @@ class PromptSet:
     labels: tuple[str, ...] = PAPER_PROMPT_ORDER
     scales: dict = field(default_factory=lambda: dict(PAPER_SCALES))
     templates_path: str | None = None
+    #: the persona sentence put before every step ("" = none) and its name (:func:`resolve_persona`)
+    persona: str = ""
+    persona_name: str = "none"
+    #: open_vocabulary: the lexicon file mapping free answers to the labels (None = the shipped one)
+    lexicon_path: str | None = None
 
     def __post_init__(self):
         _steps(self.strategy, self.templates_path)  # validates the name
@@ -114,7 +147,14 @@ class PromptSet:
 
     @property
     def hash(self) -> str:
-        return template_hash(self.strategy, self.templates_path)
+        return template_hash(self.strategy, self.templates_path, self.persona)
+
+    @property
+    def lexicon(self):
+        """The :class:`~emoalign.raters.vlm.lexicon.Lexicon` of the open_vocabulary strategy, over ``labels``."""
+        from emoalign.raters.vlm.lexicon import load_lexicon
+
+        return load_lexicon(self.labels, self.lexicon_path)
 
     def render(self, step: str, labels: tuple[str, ...] | None = None, **carried) -> str:
         """The prompt of ``step`` with labels (in the given order), scales and carried answers filled in."""
@@ -125,6 +165,7 @@ class PromptSet:
         values.update({k: ("" if v is None else (_fmt_number(v) if isinstance(v, (int, float)) else str(v)))
                        for k, v in carried.items()})
         try:
-            return template.format(**values)
+            text = template.format(**values)
+            return f"{self.persona} {text}" if self.persona else text
         except KeyError as exc:
             raise EmoalignError(f"template {self.strategy}.{step} needs {exc} carried from an earlier step") from None

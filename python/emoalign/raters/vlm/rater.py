@@ -39,7 +39,13 @@ class VLMRater:
 
     def config(self) -> dict:
         prov = dict(self.backend.provenance())
-        return {
+        probe = {}  # only when set, so runs without a persona or lexicon keep the configuration they resume with
+        if self.prompts.persona:
+            probe.update(persona=self.prompts.persona_name, persona_text=self.prompts.persona)
+        if self.prompts.strategy == "open_vocabulary":
+            lex = self.prompts.lexicon
+            probe["lexicon"] = {"source": self.prompts.lexicon_path or "shipped", "sha256": lex.sha256}
+        return {**probe,
             **prov,
             "rater": self.name,
             "strategy": self.prompts.strategy,

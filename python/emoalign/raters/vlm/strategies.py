@@ -5,6 +5,10 @@
   invalid, the model's own cleaned answer, e.g. "doubt" — the paper's error propagation is kept, never
   hidden) and the parsed valence (or the cleaned raw answer).
 * ``independent``: the same three questions with nothing carried.
+* ``open_vocabulary``: step 1 offers no labels ("Describe the emotion in one word"); the free answer is kept
+  raw, its word in ``emotion_word``, and mapped to a label through the emotion lexicon (``lexicon.py``; status
+  ``lexicon``, ``unmapped``, ``ambiguous`` or ``invalid``; no label probabilities); steps 2-3 carry the
+  model's own word, as ``context_carry`` carries the label.
 * ``integrated``: one prompt, one JSON answer with all three (no token probabilities: the answer
   position holds ``{``).
 
@@ -72,7 +76,7 @@ def run_strategy(backend, prompts: PromptSet, keys: Sequence[str], images: Seque
     rows = [{"image_id": k} for k in keys]
     shown = [label_order(prompts.labels, order, seed=seed, image_key=k) for k in keys]
     for row, labs in zip(rows, shown):
-        row["labels_shown"] = ",".join(labs)
+        row["labels_shown"] = "" if prompts.strategy == "open_vocabulary" else ",".join(labs)  # none offered
     try:
         if prompts.strategy == "integrated":
             _integrated(backend, prompts, keys, images, shown, rows, max_new_tokens)
@@ -94,10 +98,34 @@ def _ask(backend, keys, images, prompts_text, candidates, max_new_tokens,
     return answers
 
 
+def _open_step(backend, prompts, keys, images, rows, max_new_tokens) -> list[str]:
+    """Step 1 of ``open_vocabulary``: no labels offered; the free word mapped through the lexicon. Returns the
+    model's own words (what steps 2 and 3 carry)."""
+    lexicon = prompts.lexicon
+    texts = [prompts.render("emotion") for _ in keys]
+    answers = _ask(backend, keys, images, texts, (), max_new_tokens)
+    carried = []
+    for row, text, ans in zip(rows, texts, answers):
+        r = lexicon.read(ans.text)
+        row.update(emotion=r.label, emotion_word=r.word, emotion_raw=ans.text, emotion_status=r.status,
+                   emotion_prompt=text)
+        _record_serving(row, ans)
+        carried.append(r.word if r.word else carried_text(Parsed(None, "invalid"), ans.text))
+    return carried
+
+
 def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
-    carry = prompts.strategy == "context_carry"
+    carry = prompts.strategy in ("context_carry", "open_vocabulary")
     labels = tuple(prompts.labels)
     # step 1: emotion
+    if prompts.strategy == "open_vocabulary":
+        carried_emotion = _open_step(backend, prompts, keys, images, rows, max_new_tokens)
+    else:
+        carried_emotion = _labelled_step(backend, prompts, keys, images, shown, rows, max_new_tokens, labels)
+    _rating_steps(backend, prompts, keys, images, shown, rows, max_new_tokens, carry, carried_emotion)
+
+
+def _labelled_step(backend, prompts, keys, images, shown, rows, max_new_tokens, labels) -> list[str]:
     texts = [prompts.render("emotion", labels=labs) for labs in shown]
     answers = _ask(backend, keys, images, texts, labels, max_new_tokens, lambda t: parse_label(t, labels).span)
     carried_emotion = []
@@ -107,6 +135,10 @@ def _three_step(backend, prompts, keys, images, shown, rows, max_new_tokens):
         _prob_fields(row, "emotion", ans, labels, p)
         _record_serving(row, ans)
         carried_emotion.append(carried_text(p, ans.text))
+    return carried_emotion
+
+
+def _rating_steps(backend, prompts, keys, images, shown, rows, max_new_tokens, carry, carried_emotion):
     # step 2: valence
     values = prompts.rating_values("valence")
     lo, hi = prompts.scale("valence")
