@@ -180,17 +180,9 @@ def test_open_vocabulary_on_a_tiny_model(backends, tiny_images):
 
 
 def _stimuli(folder, images):
-    import hashlib
+    from test_infer_cli import _stimuli as stimuli_table   # the stimuli table of the infer tests
 
-    (folder / "img").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, im in enumerate(images):
-        p = folder / "img" / f"{i}.png"
-        im.save(p)
-        rows.append(dict(image_id=f"im{i}", path=f"img/{i}.png", emotion="happy",
-                         sha256=hashlib.sha256(p.read_bytes()).hexdigest()))
-    pd.DataFrame(rows).to_parquet(folder / "stimuli.parquet")
-    return folder / "stimuli.parquet"
+    return stimuli_table(folder, images, corrupt=False)
 
 
 def test_plan_of_three_conditions_writes_three_raters(tmp_path, tiny_gemma3_dir, tiny_images):
