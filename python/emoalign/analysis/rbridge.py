@@ -176,18 +176,38 @@ class RBridge:
         """
         ro = self._ro
         with _LOCK:
-            rargs = [self.to_r(a) for a in args]
-            rkw = {k: self.to_r(v) for k, v in kwargs.items() if v is not None}
-            arglist = ro.r["list"](*rargs, **rkw)
-            res = self._call(ro.r[fun], arglist)
-            out = dict(zip(res.names, res))
-            warnings = [str(x) for x in out["warnings"]]
-            messages = [str(x) for x in out["messages"]]
-            err = out["error"][0]
-            if err is not ro.NA_Character:
-                raise RCallError(f"R error in {fun}(): {err}",
-                                 hint="check the formula, reference levels and the data the analysis selects")
-            return RCall(self.to_py(out["result"]), warnings, messages)
+            res = self._call(ro.r[fun], self._arglist(args, kwargs))
+            return self._unpack(fun, res)
+
+    def call_each(self, fun: str, calls: list[tuple[tuple, dict]], workers: int | None = None) -> list[RCall]:
+        """``call(fun, *args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, in up to ``workers`` forked
+        workers of this R session (``parallel::mclapply``; Unix). Independent fits (the dimensions of a variance
+        decomposition) then run side by side on separate cores, with results identical to calling them in turn.
+        ``workers`` defaults to :func:`r_workers`. Results in the order of ``calls``; the first R error raises
+        :class:`RCallError`."""
+        ro = self._ro
+        workers = r_workers() if workers is None else workers
+        with _LOCK:
+            arglists = ro.r["list"](*[self._arglist(a, k) for a, k in calls])
+            res = ro.globalenv["emoalign_call_each"](ro.r[fun], arglists, cores=ro.IntVector([max(1, workers)]))
+            return [self._unpack(fun, x) for x in res]
+
+    def _arglist(self, args: tuple, kwargs: dict):
+        ro = self._ro
+        rargs = [self.to_r(a) for a in args]
+        rkw = {k: self.to_r(v) for k, v in kwargs.items() if v is not None}
+        return ro.r["list"](*rargs, **rkw)
+
+    def _unpack(self, fun: str, res) -> RCall:
+        ro = self._ro
+        out = dict(zip(res.names, res))
+        warnings = [str(x) for x in out["warnings"]]
+        messages = [str(x) for x in out["messages"]]
+        err = out["error"][0]
+        if err is not ro.NA_Character:
+            raise RCallError(f"R error in {fun}(): {err}",
+                             hint="check the formula, reference levels and the data the analysis selects")
+        return RCall(self.to_py(out["result"]), warnings, messages)
 
     def eval(self, code: str) -> Any:
         """Evaluate R code and convert the value back (for versions, checks; not for user input)."""
@@ -207,6 +227,22 @@ class RBridge:
     def has_package(self, name: str) -> bool:
         with _LOCK:
             return bool(self._ro.r(f'isTRUE(suppressWarnings(requireNamespace("{name}", quietly = TRUE)))')[0])
+
+
+def r_workers() -> int:
+    """How many forked R workers :meth:`RBridge.call_each` uses: ``EMOALIGN_R_WORKERS`` when set (1 = one fit at
+    a time), else the CPU cores this process may use."""
+    env = os.environ.get("EMOALIGN_R_WORKERS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise EmoalignError(f"EMOALIGN_R_WORKERS={env!r} is not a whole number",
+                                hint="set it to the number of R worker processes, e.g. 2 (1: no parallel fits)") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def get_r() -> RBridge:
