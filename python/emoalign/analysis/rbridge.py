@@ -75,6 +75,12 @@ class RBridge:
         for path in sorted(r_dir().glob("*.R")):
             ro.r["source"](str(path))
         self._call = ro.globalenv["emoalign_call"]
+        # R's OpenBLAS runs one thread: two threads did not speed up the paper-size lme4 fits (18.6 vs 18.1 s), and
+        # forked workers with a thread pool each (call_each) oversubscribe the cores (27 s vs 7.4 s). A user's
+        # OPENBLAS_NUM_THREADS is respected outside call_each.
+        self._blas = self._r_blas_pools()
+        if self._blas is not None and not os.environ.get("OPENBLAS_NUM_THREADS"):
+            self._blas.limit(limits=1)
 
     # ---- conversion -------------------------------------------------------------------------
     def to_r(self, obj: Any):
@@ -179,18 +185,44 @@ class RBridge:
             res = self._call(ro.r[fun], self._arglist(args, kwargs))
             return self._unpack(fun, res)
 
-    def call_each(self, fun: str, calls: list[tuple[tuple, dict]], workers: int | None = None) -> list[RCall]:
+    def call_each(self, fun: str, calls: list[tuple[tuple, dict]], workers: int | None = None,
+                  packages: tuple[str, ...] = ()) -> list[RCall]:
         """``call(fun, *args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, in up to ``workers`` forked
         workers of this R session (``parallel::mclapply``; Unix). Independent fits (the dimensions of a variance
         decomposition) then run side by side on separate cores, with results identical to calling them in turn.
-        ``workers`` defaults to :func:`r_workers`. Results in the order of ``calls``; the first R error raises
+        ``workers`` defaults to :func:`r_workers`; ``packages`` (R packages ``fun`` uses) are loaded in this session
+        first, so the workers do not load them each. Results in the order of ``calls``; the first R error raises
         :class:`RCallError`."""
         ro = self._ro
         workers = r_workers() if workers is None else workers
         with _LOCK:
             arglists = ro.r["list"](*[self._arglist(a, k) for a, k in calls])
-            res = ro.globalenv["emoalign_call_each"](ro.r[fun], arglists, cores=ro.IntVector([max(1, workers)]))
+            limit = self._blas.limit(limits=1) if self._blas is not None and workers > 1 else None  # one thread each
+            try:
+                res = ro.globalenv["emoalign_call_each"](ro.r[fun], arglists, cores=ro.IntVector([max(1, workers)]),
+                                                         packages=ro.StrVector(list(packages)))
+            finally:
+                if limit is not None:
+                    limit.restore_original_limits()
             return [self._unpack(fun, x) for x in res]
+
+    def _r_blas_pools(self):
+        """threadpoolctl's controller of the BLAS R loaded (OpenBLAS; not numpy's own copy), or None (R's reference
+        BLAS or Accelerate have no thread pool it controls)."""
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        # Debian's libblas.so.3 / liblapack.so.3 are shims beside the OpenBLAS library that holds the thread pool
+        dirs = {os.path.dirname(os.path.realpath(p)) for p in self._ro.r('c(La_library(), extSoftVersion()["BLAS"])') if p}
+        ctl = ThreadpoolController()
+        ctl = ctl.select(filepath=[lc.filepath for lc in ctl.lib_controllers
+                                   if lc.user_api == "blas" and os.path.dirname(os.path.realpath(lc.filepath)) in dirs])
+        return ctl if ctl.lib_controllers else None
+
+    def blas_threads(self) -> int | None:
+        """Threads of R's BLAS (None when it has no pool threadpoolctl controls)."""
+        return None if self._blas is None else max(lc.num_threads for lc in self._blas.lib_controllers)
 
     def _arglist(self, args: tuple, kwargs: dict):
         ro = self._ro
@@ -222,7 +254,8 @@ class RBridge:
         vals = self.call("emoalign_package_versions", list(packages)).value
         blas = self.eval('c(unname(extSoftVersion()["BLAS"]), La_library(), La_version())')
         return {"R": ver, "R_packages": {p: (None if v is None or v == "NA" else v) for p, v in zip(packages, vals)},
-                "R_BLAS": blas[0] or None, "R_LAPACK": f"{blas[1]} ({blas[2]})" if blas[1] else blas[2]}
+                "R_BLAS": blas[0] or None, "R_LAPACK": f"{blas[1]} ({blas[2]})" if blas[1] else blas[2],
+                "R_BLAS_threads": self.blas_threads(), "R_workers": r_workers()}
 
     def has_package(self, name: str) -> bool:
         with _LOCK:

@@ -17,6 +17,8 @@ check fails
 groups) with the fit statistics and the convergence record. Rows of a fit that still fails carry
 ``flag = "not converged"``; a singular fit (a variance estimated as 0) ``"singular fit"``.
 Intervals: none by default; ``ci: profile`` gives likelihood-profile intervals (no resampling).
+The fits (dimensions x ``by`` groups) are independent: they run side by side in forked workers of the R
+session when cores allow (:meth:`emoalign.analysis.rbridge.RBridge.call_each`), with the same results.
 
 References
 ----------
@@ -113,7 +115,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
                           dict(formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level, start=opts.start,
                                **opts.lmer_args())))
     tables, glances, warnings = [], [], []
-    for (dim, key), res in zip(fits, r.call_each("variance_components", calls)):
+    for (dim, key), res in zip(fits, r.call_each("variance_components", calls, packages=("lme4",))):
         t, gl = res.value["table"], res.value["glance"]
         for part in (t, gl):
             for k, v in reversed(list(key.items())):
