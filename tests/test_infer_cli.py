@@ -96,6 +96,7 @@ runpy.run_module("emoalign", run_name="__main__")
 """
 
 
+@pytest.mark.slow  # two `emoalign infer` processes (torch and the model loaded twice)
 def test_resume_after_kill(tmp_path, tiny_gemma3_dir, tiny_images):
     from tiny_vlm import tiny_face_images
 

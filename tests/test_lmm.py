@@ -299,6 +299,21 @@ def test_call_each_keeps_order_messages_and_errors_of_each_worker(r):
     assert r.call("emoalign_test_each", 6).value == [60.0]  # the session goes on
 
 
+def test_r_workers_from_the_environment(monkeypatch):
+    from emoalign.analysis.rbridge import r_workers
+    from emoalign.errors import EmoalignError
+
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "3")
+    assert r_workers() == 3
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "0")
+    assert r_workers() == 1
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "two")
+    with pytest.raises(EmoalignError, match="EMOALIGN_R_WORKERS='two' is not a whole number"):
+        r_workers()
+    monkeypatch.delenv("EMOALIGN_R_WORKERS")
+    assert r_workers() >= 1
+
+
 def test_emmeans_contrasts_are_the_per_emotion_bias(tmp_path, r):
     """contrast: rater_type by emotion = beta_machine + beta_machine:emotion (emmeans), recovering the planted
     per-emotion bias; at the reference emotion the row equals the main-effect test exactly."""

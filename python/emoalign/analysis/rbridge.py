@@ -11,6 +11,7 @@ them reach stderr. R errors become :class:`RCallError` with R's message.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -264,7 +265,8 @@ class RBridge:
 
 def r_workers() -> int:
     """How many forked R workers :meth:`RBridge.call_each` uses: ``EMOALIGN_R_WORKERS`` when set (1 = one fit at
-    a time), else the CPU cores this process may use."""
+    a time), else the CPU cores this process may use; on macOS 1 unless set (Accelerate and the Objective-C
+    runtime are not safe to use in a forked child)."""
     env = os.environ.get("EMOALIGN_R_WORKERS", "").strip()
     if env:
         try:
@@ -272,9 +274,11 @@ def r_workers() -> int:
         except ValueError:
             raise EmoalignError(f"EMOALIGN_R_WORKERS={env!r} is not a whole number",
                                 hint="set it to the number of R worker processes, e.g. 2 (1: no parallel fits)") from None
+    if sys.platform == "darwin":
+        return 1
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
+    except AttributeError:
         return os.cpu_count() or 1
 
 
