@@ -32,18 +32,3 @@ emoalign_package_versions <- function(pkgs) {
     if (is.list(d)) d$Version else NA_character_
   }, character(1))
 }
-
-# emoalign_call over several argument lists, in up to `cores` forked workers of this R session
-# (parallel::mclapply, Unix only: each worker shares the sourced functions and loaded packages and sends its
-# result back serialized; cores = 1, one call or Windows: in turn, here). Results in the order of `arglists`;
-# a worker that dies returns an error entry instead of stopping the others. `packages` are loaded here first, so
-# the workers inherit them instead of each loading them again.
-emoalign_call_each <- function(fun, arglists, cores = 1L, packages = character(0)) {
-  for (p in packages) loadNamespace(p)
-  one <- function(args) emoalign_call(fun, args)
-  if (cores <= 1L || length(arglists) < 2L || .Platform$OS.type != "unix") return(lapply(arglists, one))
-  res <- parallel::mclapply(arglists, one, mc.cores = min(cores, length(arglists)), mc.preschedule = FALSE)
-  lapply(res, function(x) if (is.list(x) && !is.null(x$error)) x else
-    list(result = NULL, warnings = character(0), messages = character(0),
-         error = paste("an R worker process failed:", paste(as.character(x), collapse = " "))))
-}

@@ -285,6 +285,12 @@ def test_variance_components_in_parallel_r_workers_equal_the_serial_fits(tmp_pat
 def test_call_each_keeps_order_messages_and_errors_of_each_worker(r):
     from emoalign.analysis.rbridge import RCallError
 
+    import threading
+
+    # another Python thread busy while the workers fork: they must not wait for a lock it held (R's own fork did)
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(lambda: stop.is_set(), True)], daemon=True)
+    busy.start()
     r.eval("emoalign_test_each <- function(x) { message('got ', x); if (x == 3) warning('three'); "
            "if (x == 4) stop('four is bad'); if (x == 5) tools::pskill(Sys.getpid(), tools::SIGKILL); x * 10 }")
     for workers in (1, 2):
@@ -294,9 +300,12 @@ def test_call_each_keeps_order_messages_and_errors_of_each_worker(r):
         with pytest.raises(RCallError, match="four is bad"):
             r.call_each("emoalign_test_each", [((x,), {}) for x in (1, 4)], workers=workers)
     # a worker that dies (killed) is an error of its call, not a hang or a crash of this session
-    with pytest.raises(RCallError, match="worker process failed"):
+    with pytest.raises(RCallError, match="worker process failed") as ei:
         r.call_each("emoalign_test_each", [((x,), {}) for x in (1, 5)], workers=2)
+    assert "EMOALIGN_R_WORKERS=1" in str(ei.value)
     assert r.call("emoalign_test_each", 6).value == [60.0]  # the session goes on
+    stop.set()
+    busy.join()
 
 
 def test_r_workers_from_the_environment(monkeypatch):

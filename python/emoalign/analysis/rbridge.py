@@ -181,31 +181,51 @@ class RBridge:
         Returns :class:`RCall` (value converted back to Python, warnings, messages); raises
         :class:`RCallError` when R stops with an error.
         """
-        ro = self._ro
         with _LOCK:
-            res = self._call(ro.r[fun], self._arglist(args, kwargs))
-            return self._unpack(fun, res)
+            return self._call_unlocked(fun, args, kwargs)
+
+    def _call_unlocked(self, fun: str, args: tuple, kwargs: dict) -> RCall:
+        return self._unpack(fun, self._call(self._ro.r[fun], self._arglist(args, kwargs)))
 
     def call_each(self, fun: str, calls: list[tuple[tuple, dict]], workers: int | None = None,
                   packages: tuple[str, ...] = ()) -> list[RCall]:
         """``call(fun, *args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, in up to ``workers`` forked
-        workers of this R session (``parallel::mclapply``; Unix). Independent fits (the dimensions of a variance
-        decomposition) then run side by side on separate cores, with results identical to calling them in turn.
-        ``workers`` defaults to :func:`r_workers`; ``packages`` (R packages ``fun`` uses) are loaded in this session
-        first, so the workers do not load them each. Results in the order of ``calls``; the first R error raises
-        :class:`RCallError`."""
-        ro = self._ro
-        workers = r_workers() if workers is None else workers
+        copies of this process and its R session (Unix; each runs R's BLAS on one thread). Independent fits (the
+        dimensions of a variance decomposition) then run side by side on separate cores, with results identical
+        to calling them in turn. ``workers`` defaults to :func:`r_workers`; ``packages`` (R packages ``fun`` uses)
+        are loaded first, so the workers do not load them each. Results in the order of ``calls``; the first R
+        error raises :class:`RCallError`.
+
+        The fork is Python's (``multiprocessing``), not R's ``parallel::mclapply``: R's fork leaves the child's
+        Python interpreter lock with whichever thread held it, and rpy2's event callback then waits for it forever.
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        workers = min(r_workers() if workers is None else workers, len(calls))
         with _LOCK:
-            arglists = ro.r["list"](*[self._arglist(a, k) for a, k in calls])
-            limit = self._blas.limit(limits=1) if self._blas is not None and workers > 1 else None  # one thread each
+            for p in packages:
+                self._ro.r["loadNamespace"](p)
+            if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+                return [self._call_unlocked(fun, a, k) for a, k in calls]
+            global _FORKED
+            limit = self._blas.limit(limits=1) if self._blas is not None else None  # one thread per worker
+            _FORKED = (self, fun, calls)
             try:
-                res = ro.globalenv["emoalign_call_each"](ro.r[fun], arglists, cores=ro.IntVector([max(1, workers)]),
-                                                         packages=ro.StrVector(list(packages)))
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    out = list(pool.map(_forked_call, range(len(calls))))
+            except BrokenProcessPool as exc:
+                raise RCallError(f"an R worker process failed while running {fun}(): {exc}",
+                                 hint="run with EMOALIGN_R_WORKERS=1 to fit in this process") from None
             finally:
+                _FORKED = None
                 if limit is not None:
                     limit.restore_original_limits()
-            return [self._unpack(fun, x) for x in res]
+        for res in out:
+            if isinstance(res, tuple):  # an R error in a worker
+                raise RCallError(res[0], hint=res[1])
+        return out
 
     def _r_blas_pools(self):
         """threadpoolctl's controller of the BLAS R loaded (OpenBLAS; not numpy's own copy), or None (R's reference
@@ -261,6 +281,20 @@ class RBridge:
     def has_package(self, name: str) -> bool:
         with _LOCK:
             return bool(self._ro.r(f'isTRUE(suppressWarnings(requireNamespace("{name}", quietly = TRUE)))')[0])
+
+
+_FORKED: "tuple[RBridge, str, list] | None" = None  # what call_each's forked workers run (inherited, not pickled)
+
+
+def _forked_call(i: int):
+    """One call of :meth:`RBridge.call_each` in a forked worker (its copy of the bridge, without the lock the
+    parent holds); an error is returned, to be raised by the parent."""
+    bridge, fun, calls = _FORKED
+    args, kwargs = calls[i]
+    try:
+        return bridge._call_unlocked(fun, args, kwargs)
+    except RCallError as exc:
+        return (str(exc).split("\n  hint: ")[0], exc.hint)
 
 
 def r_workers() -> int:
