@@ -58,6 +58,7 @@ def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, t
     assert "images/s" in out and "emotion " in out and "1 errors" in out
 
 
+@pytest.mark.slow  # two CLI runs of the model
 def test_orders_write_one_rater_per_order_and_config_change_needs_force(tmp_path, tiny_gemma3_dir, tiny_images):
     stim = _stimuli(tmp_path, tiny_images[:2], corrupt=False)
     base = ["--rater", f"hf:{tiny_gemma3_dir}", "--name", "g", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
