@@ -29,6 +29,7 @@ def demo(tmp_path_factory):
     return res, lines
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_demo_stages_and_outputs(demo):
     res, lines = demo
     assert list(res.seconds) == ["simulate", "infer", "analyze", "report"]
@@ -42,6 +43,7 @@ def test_demo_stages_and_outputs(demo):
     assert len(real) == 144 and real["emotion"].notna().all() and not real["simulated"].fillna(False).any()
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_demo_manifest_marks_real_and_simulated(demo):
     res, _ = demo
     m = json.loads((res.results / "manifest.json").read_text())
@@ -69,6 +71,7 @@ def test_demo_manifest_marks_real_and_simulated(demo):
     assert m["spec"]["compare_to"] == {"published": "tae2026", "raters": {}} and m["spec"]["labels"]["gemma3"] == "Gemma3-4B"
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_demo_report_content(demo):
     res, _ = demo
     scan = scan_html(res.html)
@@ -110,6 +113,7 @@ def test_demo_report_content(demo):
     assert derived["gemma3:calibrated"]["produced_by"] == "calibration" and derived["hybrid"]["simulated"] is True
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_demo_pdf_text(demo):
     res, _ = demo
     flat = " ".join(pdf_text(res.pdf).split())
@@ -120,6 +124,7 @@ def test_demo_pdf_text(demo):
         assert phrase in flat, phrase
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_demo_refuses_existing(demo):
     from emoalign.pipeline import run_demo
 
@@ -137,6 +142,7 @@ def test_demo_cli_help():
     assert r.exit_code == 0 and "--profile" in r.output and "minixception" in r.output
 
 
+@pytest.mark.slow  # the whole demo pipeline (simulate, FER inference, R analyses, HTML+PDF report)
 def test_added_analysis_renders_generically(demo, tmp_path):
     """An analysis added to the YAML appears in the report with no edit to the .qmd."""
     import shutil

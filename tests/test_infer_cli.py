@@ -58,6 +58,7 @@ def test_infer_writes_contract_table_with_error_row(tmp_path, tiny_gemma3_dir, t
     assert "images/s" in out and "emotion " in out and "1 errors" in out
 
 
+@pytest.mark.slow  # two CLI runs of the model
 def test_orders_write_one_rater_per_order_and_config_change_needs_force(tmp_path, tiny_gemma3_dir, tiny_images):
     stim = _stimuli(tmp_path, tiny_images[:2], corrupt=False)
     base = ["--rater", f"hf:{tiny_gemma3_dir}", "--name", "g", "--stimuli", str(stim), "--out", str(tmp_path / "runs"),
@@ -76,27 +77,50 @@ def test_orders_write_one_rater_per_order_and_config_change_needs_force(tmp_path
     assert exc.value.code == 2
 
 
+# `python -m emoalign` whose run store, after its N-th part file, says so through a file and then hangs: the test
+# kills it (SIGKILL) at that deterministic point instead of racing a running process.
+HANG_AFTER_PARTS = """
+import os, runpy, sys, time
+from pathlib import Path
+from emoalign.raters.runs import RunStore
+n, flag = int(os.environ["EMOALIGN_TEST_HANG_AFTER"]), Path(os.environ["EMOALIGN_TEST_HANG_FLAG"])
+append, written = RunStore.append, []
+def hanging_append(self, rows):
+    append(self, rows)
+    written.append(1)
+    if len(written) == n:
+        flag.write_text(str(n))
+        time.sleep(600)
+RunStore.append = hanging_append
+sys.argv = ["emoalign", *sys.argv[1:]]
+runpy.run_module("emoalign", run_name="__main__")
+"""
+
+
+@pytest.mark.slow  # two `emoalign infer` processes (torch and the model loaded twice)
 def test_resume_after_kill(tmp_path, tiny_gemma3_dir, tiny_images):
     from tiny_vlm import tiny_face_images
 
     stim = _stimuli(tmp_path, tiny_face_images(12, seed=3), corrupt=False)
     out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "emoalign", "infer", "--rater", f"hf:{tiny_gemma3_dir}", "--name", "k",
-           "--stimuli", str(stim), "--out", str(out), "--batch-size", "1", "--max-new-tokens", "4", "--no-progress"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    args = ["infer", "--rater", f"hf:{tiny_gemma3_dir}", "--name", "k", "--stimuli", str(stim), "--out", str(out),
+            "--batch-size", "1", "--max-new-tokens", "4", "--no-progress"]
+    flag = tmp_path / "hung"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", EMOALIGN_TEST_HANG_AFTER="3",
+               EMOALIGN_TEST_HANG_FLAG=str(flag))
+    proc = subprocess.Popen([sys.executable, "-c", HANG_AFTER_PARTS, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     parts = out / "k" / "parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (parts.exists() and any(parts.glob("part-*.parquet"))):
-        if proc.poll() is not None:
-            break
+    deadline = time.time() + 300
+    while time.time() < deadline and not flag.exists() and proc.poll() is None:
         time.sleep(0.05)
-    assert proc.poll() is None, "run finished before it could be killed: " + proc.stdout.read().decode()[-2000:]
-    os.kill(proc.pid, signal.SIGKILL)
+    assert flag.exists() and proc.poll() is None, "run did not reach its third part: " + proc.stdout.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 after exactly three finished batches
     proc.wait()
-    n_parts = len(list(parts.glob("part-*.parquet")))
-    assert 1 <= n_parts < 12 and not (out / "k" / "ratings.parquet").exists()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert len(list(parts.glob("part-*.parquet"))) == 3 and not (out / "k" / "ratings.parquet").exists()
+    done = set(pd.concat([pd.read_parquet(p) for p in parts.glob("part-*.parquet")])["image_id"])
+    assert done == {"im00", "im01", "im02"}
+    res = subprocess.run([sys.executable, "-m", "emoalign", *args], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     df = pd.read_parquet(out / "k" / "ratings.parquet")
     assert len(df) == 12 and df["image_id"].is_unique and sorted(df["image_id"]) == [f"im{i:02d}" for i in range(12)]

@@ -262,6 +262,67 @@ def test_rbridge_round_trip_factors_na_and_errors(r):
     assert isinstance(ei.value, EmoalignError)
 
 
+def test_variance_components_in_parallel_r_workers_equal_the_serial_fits(tmp_path, r, monkeypatch):
+    """The dimensions (and by groups) of a variance decomposition are fitted side by side in forked R workers
+    (RBridge.call_each) when cores allow: components, glance rows and messages equal the fits made in turn."""
+    info = write_study(tmp_path, seed=6)
+    study, _, _ = load_study(load_spec(info["spec"]))
+    opts = VarianceComponentsOptions(id="v", dimension=["valence", "arousal"], by=["race"], fixed=["emotion"])
+    out = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("EMOALIGN_R_WORKERS", workers)
+        out[workers] = run_vc(opts, study, r)
+    serial, parallel = out["1"], out["2"]
+    assert len(serial.table) == len(parallel.table) == 2 * 3 * 7  # 2 dimensions x 3 races x (3 variances, 3 shares, the ratio)
+    pd.testing.assert_frame_equal(serial.table.drop(columns="estimate"), parallel.table.drop(columns="estimate"))
+    assert parallel.table["estimate"].to_numpy() == pytest.approx(serial.table["estimate"].to_numpy(), abs=1e-6, rel=0)
+    num = ["criterion", "feval", "REMLcrit", "sigma"]
+    pd.testing.assert_frame_equal(serial.extra["glance"].drop(columns=num), parallel.extra["glance"].drop(columns=num))
+    assert parallel.extra["glance"][num].to_numpy() == pytest.approx(serial.extra["glance"][num].to_numpy(), abs=1e-6)
+    assert serial.warnings == parallel.warnings
+
+
+def test_call_each_keeps_order_messages_and_errors_of_each_worker(r):
+    from emoalign.analysis.rbridge import RCallError
+
+    import threading
+
+    # another Python thread busy while the workers fork: they must not wait for a lock it held (R's own fork did)
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(lambda: stop.is_set(), True)], daemon=True)
+    busy.start()
+    r.eval("emoalign_test_each <- function(x) { message('got ', x); if (x == 3) warning('three'); "
+           "if (x == 4) stop('four is bad'); if (x == 5) tools::pskill(Sys.getpid(), tools::SIGKILL); x * 10 }")
+    for workers in (1, 2):
+        res = r.call_each("emoalign_test_each", [((x,), {}) for x in (1, 2, 3)], workers=workers)
+        assert [c.value for c in res] == [[10.0], [20.0], [30.0]]
+        assert [c.messages for c in res] == [["got 1"], ["got 2"], ["got 3"]] and res[2].warnings == ["three"]
+        with pytest.raises(RCallError, match="four is bad"):
+            r.call_each("emoalign_test_each", [((x,), {}) for x in (1, 4)], workers=workers)
+    # a worker that dies (killed) is an error of its call, not a hang or a crash of this session
+    with pytest.raises(RCallError, match="worker process failed") as ei:
+        r.call_each("emoalign_test_each", [((x,), {}) for x in (1, 5)], workers=2)
+    assert "EMOALIGN_R_WORKERS=1" in str(ei.value)
+    assert r.call("emoalign_test_each", 6).value == [60.0]  # the session goes on
+    stop.set()
+    busy.join()
+
+
+def test_r_workers_from_the_environment(monkeypatch):
+    from emoalign.analysis.rbridge import r_workers
+    from emoalign.errors import EmoalignError
+
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "3")
+    assert r_workers() == 3
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "0")
+    assert r_workers() == 1
+    monkeypatch.setenv("EMOALIGN_R_WORKERS", "two")
+    with pytest.raises(EmoalignError, match="EMOALIGN_R_WORKERS='two' is not a whole number"):
+        r_workers()
+    monkeypatch.delenv("EMOALIGN_R_WORKERS")
+    assert r_workers() >= 1
+
+
 def test_emmeans_contrasts_are_the_per_emotion_bias(tmp_path, r):
     """contrast: rater_type by emotion = beta_machine + beta_machine:emotion (emmeans), recovering the planted
     per-emotion bias; at the reference emotion the row equals the main-effect test exactly."""

@@ -181,7 +181,8 @@ def _brute_force_hf(backend, image, prompt, candidates, before):
     return raw / raw.sum(), raw.sum()
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a full forward pass per candidate token
 def test_hf_probabilities_equal_brute_force(arch, tiny_gemma3_dir, tiny_mllama_dir, tiny_images):
     """Labels (Llama splits angry/fear/disgust) and a 1-10 scale (Gemma writes 10 as "1","0"), on the fast and the
     reference paths, including contexts off the greedy path."""

@@ -30,7 +30,7 @@ def images(tiny_images):
     return tiny_images[:4]
 
 
-@pytest.fixture(scope="module", params=["gemma3", "mllama"])
+@pytest.fixture(scope="module", params=["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])  # mllama: 4 tiles of 560 px
 def arch(request):
     return request.param
 
@@ -99,7 +99,7 @@ def test_token_ids_identical_per_ask(backends, images):
         assert max(abs(r.probs[k] - f.probs[k]) for k in DIGITS) < 1e-5
 
 
-@pytest.mark.parametrize("which", ["gemma3", "mllama", "gemma3-sliding"])
+@pytest.mark.parametrize("which", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow), pytest.param("gemma3-sliding", marks=pytest.mark.slow)])
 def test_batch_n_equals_batch_1(which, tiny_gemma3_dir, tiny_mllama_dir, tiny_gemma3_sliding_dir):
     """The invariant that allows a default batch > 1: four images in one batch give exactly the answers and
     (to 1e-5) the probabilities of four batch-1 runs, on both architectures and on a Gemma3 whose sliding window
@@ -231,6 +231,7 @@ def test_image_preprocessed_once_per_image(backends):
         assert not any(digests & set(key[0]) for key in backend.image_memo._cache)   # released with the images
 
 
+@pytest.mark.slow  # every placement through the model
 def test_image_placement_option(model_dir, arch, images):
     """``model`` (default) puts the image first for both architectures; ``after`` puts it after the text, as
     mlx-vlm's own prompt helper does; the placement is in provenance; both give the reference's answers."""

@@ -113,7 +113,7 @@ def _softmax(x):
     return e / e.sum()
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 def test_greedy_answer_and_candidate_probabilities(arch, mlx_dirs, images):
     """The first greedy token is the argmax of an independent forward pass, and the candidate probabilities
     equal a brute-force evaluation of the full-sequence rule (multi-token labels such as Llama's "ang"+"ry",
@@ -137,6 +137,7 @@ def test_greedy_answer_and_candidate_probabilities(arch, mlx_dirs, images):
     np.testing.assert_allclose([r.probs[c] for c in DIGITS], [probs[c] for c in DIGITS], atol=2e-4)
 
 
+@pytest.mark.slow  # a converted sliding-window model
 def test_scoring_when_the_sliding_window_cache_cannot_be_rolled_back(tiny_gemma3_sliding_dir, tmp_path, images):
     """A Gemma3 whose 128-token window is shorter than the prompt: mlx-vlm's rotating cache has wrapped, so
     contexts off the greedy path are scored by full forward passes; the result still equals brute force."""
@@ -150,7 +151,7 @@ def test_scoring_when_the_sliding_window_cache_cannot_be_rolled_back(tiny_gemma3
     np.testing.assert_allclose([r.probs[c] for c in DIGITS], [probs[c] for c in DIGITS], atol=2e-4)
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("placement", ["model", "after"])
 def test_prompt_ids_identical_to_hf(arch, placement, mlx_dirs, images):
     """Every step's prompt reaches mlx-vlm as exactly the token ids the transformers backend sends: one BOS
@@ -180,7 +181,7 @@ def test_hf_backend_unaffected_by_mlx_vlm_processor_patch(mlx_dirs):
     assert type(hf.processor).__module__.startswith("transformers.")
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 def test_logits_agree_with_transformers(arch, mlx_dirs, images):
     """Same checkpoint, same token ids and pixels: mlx-vlm and transformers next-token logits agree."""
     import torch
@@ -212,7 +213,7 @@ def test_logits_agree_with_transformers(arch, mlx_dirs, images):
         assert gen.info["tokens"][0] == int(np.argmax(ref))
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 def test_prefix_reuse_equals_no_reuse(arch, mlx_dirs, images):
     fast = _load(MLXBackend, mlx_dirs[arch][1], prefix_cache=True)
     ref = _load(MLXBackend, mlx_dirs[arch][1], prefix_cache=False)
@@ -231,7 +232,7 @@ def test_prefix_reuse_equals_no_reuse(arch, mlx_dirs, images):
     assert reused == 4                                      # steps 2 and 3 of every image reused the prefix
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 def test_images_never_share_a_cache(arch, mlx_dirs, images):
     """Image placeholder tokens are identical for every image: a shared prompt cache would answer about
     the previous image. Keys and pixel hashes keep them apart."""
@@ -292,7 +293,7 @@ def test_release_and_lru_bound(mlx_dirs, images):
         MLXBackend(str(mlx_dirs["gemma3"][1]), fast=False, prefix_caching=True)
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "mllama"])
+@pytest.mark.parametrize("arch", ["gemma3", pytest.param("mllama", marks=pytest.mark.slow)])
 def test_provenance(arch, mlx_dirs):
     from emoalign.raters.vlm.revision import model_dir_digest
 
@@ -305,6 +306,7 @@ def test_provenance(arch, mlx_dirs):
     assert prov["versions"]["mlx-vlm"] and prov["versions"]["mlx"]
 
 
+@pytest.mark.slow  # quantizes and loads a second model
 def test_quantized_checkpoint_provenance(mlx_dirs, images, tmp_path):
     """A 4-bit mlx-vlm conversion records its quantisation and still gives candidate probabilities."""
     import mlx_vlm

@@ -17,6 +17,8 @@ check fails
 groups) with the fit statistics and the convergence record. Rows of a fit that still fails carry
 ``flag = "not converged"``; a singular fit (a variance estimated as 0) ``"singular fit"``.
 Intervals: none by default; ``ci: profile`` gives likelihood-profile intervals (no resampling).
+The fits (dimensions x ``by`` groups) are independent: they run side by side in forked workers of the R
+session when cores allow (:meth:`emoalign.analysis.rbridge.RBridge.call_each`), with the same results.
 
 References
 ----------
@@ -99,7 +101,7 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
         r = get_r()
     dims = opts.dimensions() or list(study.scales)
     formula = opts.model_formula()
-    tables, glances, warnings = [], [], []
+    fits, calls = [], []  # every (dimension, by group) is an independent fit: sent to R together (call_each)
     for dim in dims:
         trials = study.human_trials(dim, opts.subset)
         cols = list(dict.fromkeys([*formula_variables(formula), *opts.by]))
@@ -108,20 +110,22 @@ def run(opts: VarianceComponentsOptions, study: Study, r=None) -> KindResult:
             raise EmoalignError(f"formula/by names column(s) {', '.join(missing)}, which the human trials lack",
                                 hint=f"columns: {', '.join(trials.columns)}")
         for key, g in groups(trials[cols].dropna(), opts.by):
-            res = r.call("variance_components", g.drop(columns=[c for c in opts.by if c not in
-                                                                 formula_variables(formula)]),
-                         formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level, start=opts.start,
-                         **opts.lmer_args())
-            t, gl = res.value["table"], res.value["glance"]
-            for part in (t, gl):
-                for k, v in reversed(list(key.items())):
-                    part.insert(0, k, v)
-                part.insert(0, "dimension", dim)
-            for flag in glance_flags(gl):
-                add_flag(t, np.ones(len(t), dtype=bool), flag)
-            tables.append(t)
-            glances.append(gl)
-            warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in lmer_messages(res)]
+            fits.append((dim, key))
+            calls.append(((g.drop(columns=[c for c in opts.by if c not in formula_variables(formula)]),),
+                          dict(formula=formula, reml=opts.reml, ci=opts.ci, conf_level=opts.ci_level, start=opts.start,
+                               **opts.lmer_args())))
+    tables, glances, warnings = [], [], []
+    for (dim, key), res in zip(fits, r.call_each("variance_components", calls, packages=("lme4",))):
+        t, gl = res.value["table"], res.value["glance"]
+        for part in (t, gl):
+            for k, v in reversed(list(key.items())):
+                part.insert(0, k, v)
+            part.insert(0, "dimension", dim)
+        for flag in glance_flags(gl):
+            add_flag(t, np.ones(len(t), dtype=bool), flag)
+        tables.append(t)
+        glances.append(gl)
+        warnings += [f"{dim} {key or ''}: {w}".replace(" {}", "") for w in lmer_messages(res)]
     table = pd.concat(tables, ignore_index=True)
     table["n"] = table["n"].astype("int64")
     return KindResult(tidy(table, ["dimension", *opts.by, "group"]), warnings=warnings,
