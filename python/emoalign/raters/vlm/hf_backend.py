@@ -7,21 +7,26 @@ on a GPU, or a local copy of them. Two paths give the same greedy answers:
   the image is re-encoded and the whole prompt re-prefilled every step.
 * fast (``fast=True``, default): the chat prefix up to and including the image is encoded once per image
   into a ``DynamicCache`` (images whose prefixes have equal length in one forward pass); each step
-  deep-copies it and feeds only its own tokens, for all images of a batch whose step prompts have the same
-  length at once, then decodes greedily in lockstep. Mllama's ``cross_attention_mask`` is sliced to the new
-  tokens; Gemma3's ``token_type_ids`` go only into the prefix pass, as ``generate`` does.
+  stacks it with the batch's other images and feeds only its own tokens, for all images of a batch whose step
+  prompts have the same length at once. The answer is then drafted in the expected format (the candidate forms
+  starting with the first greedy token, then end of turn) and verified in one pass that also scores the
+  candidate forms off the greedy path (``draft``); answers that leave the draft continue greedily, in lockstep.
+  Mllama's ``cross_attention_mask`` is given at full length; Gemma3's ``token_type_ids`` go only into the
+  prefix pass, as ``generate`` does.
 
 Batch invariance: rows of a batch are never padded. Padding between the shared prefix and a step's tokens
 changes which cache slots the step occupies, and sliding-window (local) attention layers — every Gemma3 layer
 but each sixth — choose their window by cache slot, so a padded row saw different prefix tokens than its
 batch-1 run (up to 0.011 in candidate probabilities on a real-tokenizer Gemma3 whose window is shorter than
 the prompt). Steps of different lengths therefore run as separate groups; "batch N == batch 1" is tested.
+(The verify pass pads its rows only after their last token, where no earlier position looks.)
 
 Prompts come from ``inputs``: the model's own chat template, the image placed per ``image_placement``, no
 special tokens added to a template that already starts with BOS, the image preprocessed once per image.
 Candidate probabilities follow ``answer_probs`` (full token sequences at the answer position); contexts off
-the greedy path are scored by extra forward passes (on a copy of the cache on the fast path, as full forward
-passes on the reference path).
+the greedy path are scored by the verify pass, else by extra forward passes (on row selections of the step's
+cache on the fast path, as full forward passes on the reference path); log-probabilities are normalised on the
+device and only the candidates' columns are copied to the CPU.
 """
 
 from __future__ import annotations
