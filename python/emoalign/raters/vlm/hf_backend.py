@@ -7,21 +7,26 @@ on a GPU, or a local copy of them. Two paths give the same greedy answers:
   the image is re-encoded and the whole prompt re-prefilled every step.
 * fast (``fast=True``, default): the chat prefix up to and including the image is encoded once per image
   into a ``DynamicCache`` (images whose prefixes have equal length in one forward pass); each step
-  deep-copies it and feeds only its own tokens, for all images of a batch whose step prompts have the same
-  length at once, then decodes greedily in lockstep. Mllama's ``cross_attention_mask`` is sliced to the new
-  tokens; Gemma3's ``token_type_ids`` go only into the prefix pass, as ``generate`` does.
+  stacks it with the batch's other images and feeds only its own tokens, for all images of a batch whose step
+  prompts have the same length at once. The answer is then drafted in the expected format (the candidate forms
+  starting with the first greedy token, then end of turn) and verified in one pass that also scores the
+  candidate forms off the greedy path (``draft``); answers that leave the draft continue greedily, in lockstep.
+  Mllama's ``cross_attention_mask`` is given at full length; Gemma3's ``token_type_ids`` go only into the
+  prefix pass, as ``generate`` does.
 
 Batch invariance: rows of a batch are never padded. Padding between the shared prefix and a step's tokens
 changes which cache slots the step occupies, and sliding-window (local) attention layers — every Gemma3 layer
 but each sixth — choose their window by cache slot, so a padded row saw different prefix tokens than its
 batch-1 run (up to 0.011 in candidate probabilities on a real-tokenizer Gemma3 whose window is shorter than
 the prompt). Steps of different lengths therefore run as separate groups; "batch N == batch 1" is tested.
+(The verify pass pads its rows only after their last token, where no earlier position looks.)
 
 Prompts come from ``inputs``: the model's own chat template, the image placed per ``image_placement``, no
 special tokens added to a template that already starts with BOS, the image preprocessed once per image.
 Candidate probabilities follow ``answer_probs`` (full token sequences at the answer position); contexts off
-the greedy path are scored by extra forward passes (on a copy of the cache on the fast path, as full forward
-passes on the reference path).
+the greedy path are scored by the verify pass, else by extra forward passes (on row selections of the step's
+cache on the fast path, as full forward passes on the reference path); log-probabilities are normalised on the
+device and only the candidates' columns are copied to the CPU.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from emoalign.errors import EmoalignError
 from emoalign.raters.vlm.answer_probs import CandidateForms, score_answer
 from emoalign.raters.vlm.backend import Answer, Ask
 from emoalign.raters.vlm.backends import vlm_backend
+from emoalign.raters.vlm.draft import draft_counts, draft_rows, fed_prefixes, lookup, walk
 from emoalign.raters.vlm.inputs import (ImageProcessorMemo, add_special_tokens_for, image_digest, render_chat,
                                         resolve_placement)
 from emoalign.raters.vlm.revision import hub_snapshot_commit, local_revision
@@ -141,6 +147,9 @@ class HFBackend:
         self._digests: dict[str, str] = {}
         self._forms: dict[tuple, CandidateForms] = {}
         self._max_prefixes = max_prefix_images
+        #: answer steps with a format draft verified in one pass (``draft``); False: plain greedy decoding, for
+        #: benchmarks that measure what the draft buys (both give the greedy answers)
+        self.draft = True
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self.last_batch_size = 1
         #: images per batch when the user gives none: batched answers equal batch-1 answers (tested), so batch
@@ -337,13 +346,30 @@ class HFBackend:
             self._prefixes.pop(next(iter(self._prefixes)))
 
     @staticmethod
+    def _select_rows(cache, rows):
+        """A cache holding batch rows ``rows`` of ``cache`` (a row may repeat) that shares nothing writable with it:
+        shallow layer copies with fresh key/value tensors, so passes on the selection leave ``cache`` as it was
+        (instead of a deep copy of the whole batch per use)."""
+        import torch
+
+        out = copy.copy(cache)
+        out.layers = []
+        for layer in cache.layers:
+            one = copy.copy(layer)
+            if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0:
+                idx = torch.as_tensor(list(rows), dtype=torch.long, device=layer.keys.device)
+                one.keys = layer.keys.index_select(0, idx)
+                one.values = layer.values.index_select(0, idx)
+            out.layers.append(one)
+        return out
+
+    @staticmethod
     def _stack_caches(caches):
         """One batched cache from per-image caches of equal length (concatenated along the batch axis)."""
         import torch
 
-        out = copy.deepcopy(caches[0])
-        if len(caches) == 1:
-            return out
+        out = copy.copy(caches[0])
+        out.layers = [copy.copy(layer) for layer in caches[0].layers]
         for j, layer in enumerate(out.layers):
             if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
                 continue
@@ -351,10 +377,33 @@ class HFBackend:
             layer.values = torch.cat([c.layers[j].values for c in caches], dim=0)
         return out
 
+    def _gathered(self, logits, forms: CandidateForms):
+        """Log-probabilities at ``forms.ids`` for each row of ``logits`` (n x vocab), normalised on the device
+        (float64 log-sum-exp): only the gathered columns are copied to the CPU."""
+        import numpy as np
+        import torch
+
+        ids = torch.as_tensor(forms.ids, device=logits.device)
+        ok = ids < logits.shape[-1]
+        lse = torch.logsumexp(logits.double(), dim=-1, keepdim=True)
+        out = logits[:, ids.clamp(max=logits.shape[-1] - 1)].double() - lse
+        out = out.masked_fill(~ok, -np.inf)
+        return out.cpu().numpy()
+
+    def _step_cam(self, cam, i: int, n: int, extra: int):
+        """Row ``i``'s full-length cross-attention mask repeated ``n`` times and extended by ``extra`` tokens."""
+        import torch
+
+        row = cam[i:i + 1]
+        return torch.cat([row, row[:, -1:].repeat(1, extra, 1, 1)], dim=1).repeat(n, 1, 1, 1)
+
     def _fast_group(self, asks: Sequence[Ask], encs: list[dict]) -> list[Answer]:
         """The fast path for images whose prefixes and step prompts have equal lengths: their cached prefixes
-        stacked into one batched cache, the step tokens fed at once (no padding anywhere, so each row sees
-        exactly what its batch-1 run sees), then greedy decoding in lockstep."""
+        stacked into one batched cache and the step tokens fed at once (no padding anywhere, so each row sees
+        exactly what its batch-1 run sees). Then, per ``draft``, the candidate forms starting with each row's
+        first token and the scoring contexts in one verify pass; rows whose answer left the draft continue
+        greedily. The step's cache is never written after its pass (later passes run on row selections), so it
+        also serves the probes of contexts the verify pass did not cover."""
         import torch
 
         B = len(asks)
@@ -366,53 +415,113 @@ class HFBackend:
         # new tokens itself, earlier 5.x index it by absolute position: the full mask is right for both)
         cam = torch.cat([enc["cross_attention_mask"] for enc in encs], 0) if "cross_attention_mask" in encs[0] else None
         kw = {"cross_attention_mask": cam} if cam is not None else {}
-        step_cam = cam
         cache = self._stack_caches([self._prefixes[a.image_key].cache for a in asks])
         attn = torch.ones((B, plen + L), dtype=torch.long, device=dev)
-        out = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True, logits_to_keep=1, **kw)
+        logits = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True,
+                            logits_to_keep=1, **kw).logits[:, -1]
         forms = [self.forms(tuple(a.candidates)) if a.candidates else None for a in asks]
-        snapshot = copy.deepcopy(cache) if any(f is not None and f.contexts for f in forms) else None
-        logits = out.logits[:, -1]
-        pad = self.pad_id if self.pad_id is not None else 0
         max_new = asks[0].max_new_tokens
-        new: list[list[int]] = [[] for _ in range(B)]
-        steps: list[list] = [[] for _ in range(B)]
-        done = [False] * B
-        for step in range(max_new):
-            toks = torch.argmax(logits, dim=-1)
-            lp = self._logprobs(logits) if any(forms) else None
-            for i in range(B):
-                if done[i]:
-                    continue
-                if forms[i] is not None:
-                    steps[i].append(forms[i].gather(lp[i]))
-                new[i].append(int(toks[i]))
-                done[i] = int(toks[i]) in self.eos_ids
-            if all(done) or step == max_new - 1:
-                break
-            feed = torch.tensor([[pad if done[i] else new[i][-1]] for i in range(B)], device=dev)
-            attn = torch.cat([attn, torch.ones((B, 1), dtype=torch.long, device=dev)], dim=1)
-            if cam is not None:
-                cam = torch.cat([cam, cam[:, -1:]], dim=1)
-                kw["cross_attention_mask"] = cam
-            out = self.model(input_ids=feed, attention_mask=attn, past_key_values=cache, use_cache=True,
-                             logits_to_keep=1, **kw)
-            logits = out.logits[:, -1]
+        first = torch.argmax(logits, dim=-1).tolist()
+        new: list[list[int]] = [[int(t)] for t in first]
+        steps: list[list] = [[self._gathered(logits[i:i + 1], f)[0]] if f is not None else [] for i, f in enumerate(forms)]
+        tables: list[dict] = [{} for _ in range(B)]
+        drafts = {i: draft_rows(forms[i], new[i][0]) for i in range(B) if forms[i] is not None and self.draft}
+        self._verify(cache, plen + L, cam, {i: r for i, r in drafts.items() if r}, new, steps, tables, forms, max_new)
+        # greedy decoding for rows the draft did not finish, in lockstep per number of tokens so far
+        todo: dict[int, list[int]] = {}
+        for i in range(B):
+            if new[i][-1] not in self.eos_ids and len(new[i]) < max_new:
+                todo.setdefault(len(new[i]), []).append(i)
+        for rows in todo.values():
+            self._greedy(cache, plen + L, cam, rows, new, steps, forms, max_new)
 
         def probe(i):
-            return lambda at, ctxs: self._probe_cached(snapshot, i, plen + L, new[i][:at], ctxs, forms[i],
-                                                       step_cam[i:i + 1] if step_cam is not None else None)
+            def run(at, ctxs):
+                found, missing = lookup(tables[i], new[i][:at], ctxs)
+                if missing:
+                    found.update(self._probe_cached(cache, i, plen + L, new[i][:at], missing, forms[i],
+                                                    cam[i:i + 1] if cam is not None else None))
+                return found
+            return run
 
-        answers = [self._finish(a, new[i], steps[i], probe(i), {"path": "fast", "batch_size": B})
-                   for i, a in enumerate(asks)]
+        answers = []
+        for i, a in enumerate(asks):
+            info = {"path": "fast", "batch_size": B}
+            if forms[i] is not None and self.draft:
+                info["draft_accepted"], info["draft_proposed"] = draft_counts(forms[i], new[i], self.eos_ids, max_new)
+            answers.append(self._finish(a, new[i], steps[i] if forms[i] is not None else [], probe(i), info))
         self.last_batch_size = B
         return answers
 
+    def _verify(self, cache, length: int, cam, drafts: dict, new, steps, tables, forms, max_new: int) -> None:
+        """One pass over every drafted row of every image (right-padded: later pad tokens change nothing before
+        them under causal attention), then the greedy walk through each image's rows (``draft.walk``)."""
+        import torch
+
+        if not drafts:
+            return
+        owner, feed = [], []
+        for i, rows in drafts.items():
+            for row in rows:
+                owner.append(i)
+                feed.append(list(row))
+        width = max(len(r) for r in feed)
+        pad = self.pad_id if self.pad_id is not None else 0
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in feed], dtype=torch.long, device=self.device)
+        kw = {}
+        if cam is not None:
+            kw["cross_attention_mask"] = torch.cat([self._step_cam(cam, i, 1, width) for i in owner], dim=0)
+        attn = torch.ones((len(feed), length + width), dtype=torch.long, device=self.device)
+        logits = self.model(input_ids=ids, attention_mask=attn, past_key_values=self._select_rows(cache, owner),
+                            use_cache=True, logits_to_keep=width, **kw).logits
+        base = 0
+        for i, rows in drafts.items():
+            where = fed_prefixes(rows)
+            keys = list(where)
+            flat = torch.stack([logits[base + where[k][0], where[k][1]] for k in keys])
+            greedy = torch.argmax(flat, dim=-1).tolist()
+            dists = self._gathered(flat, forms[i])
+            tables[i].update({k: d for k, d in zip(keys, dists)})
+            nxt = {k: (g, d) for k, g, d in zip(keys, greedy, dists)}
+            new[i], steps[i], _ = walk(new[i][0], steps[i][0], nxt.get, self.eos_ids, max_new)
+            base += len(rows)
+
+    def _greedy(self, cache, length: int, cam, rows: list[int], new, steps, forms, max_new: int) -> None:
+        """Greedy decoding, in lockstep, of batch rows ``rows`` that hold equally many tokens so far, on a selection
+        of the step's cache (the tokens so far are fed first: the last of them was never fed)."""
+        import torch
+
+        dev = self.device
+        sub = self._select_rows(cache, rows)
+        feed = torch.tensor([new[i] for i in rows], dtype=torch.long, device=dev)
+        total = length
+        done = [False] * len(rows)
+        pad = self.pad_id if self.pad_id is not None else 0
+        while True:
+            total += feed.shape[1]
+            kw = {}
+            if cam is not None:
+                kw["cross_attention_mask"] = torch.cat([self._step_cam(cam, i, 1, total - length) for i in rows], dim=0)
+            attn = torch.ones((len(rows), total), dtype=torch.long, device=dev)
+            logits = self.model(input_ids=feed, attention_mask=attn, past_key_values=sub, use_cache=True,
+                                logits_to_keep=1, **kw).logits[:, -1]
+            toks = torch.argmax(logits, dim=-1).tolist()
+            for k, i in enumerate(rows):
+                if done[k]:
+                    continue
+                if forms[i] is not None:
+                    steps[i].append(self._gathered(logits[k:k + 1], forms[i])[0])
+                new[i].append(int(toks[k]))
+                done[k] = int(toks[k]) in self.eos_ids or len(new[i]) >= max_new
+            if all(done):
+                return
+            feed = torch.tensor([[pad if done[k] else new[i][-1]] for k, i in enumerate(rows)], dtype=torch.long, device=dev)
+
     def _probe_cached(self, snapshot, row: int, length: int, before: list[int], contexts, forms: CandidateForms,
                       cam) -> dict:
-        """Next-token distributions after (the row's prompt) + ``before`` + each context, on copies of the cache
-        taken right after the step's tokens; contexts of equal length run as one batch. ``cam``: the row's
-        full-length cross-attention mask at that point (Mllama)."""
+        """Next-token distributions after (the row's prompt) + ``before`` + each context, on selections of the
+        step's cache; contexts of equal length run as one batch. ``cam``: the row's full-length cross-attention
+        mask after the step's prompt (Mllama)."""
         import torch
 
         by_len: dict[int, list] = {}
@@ -420,19 +529,14 @@ class HFBackend:
             by_len.setdefault(len(ctx), []).append(ctx)
         out = {}
         for n, ctxs in by_len.items():
-            cache = copy.deepcopy(snapshot)
-            cache.batch_select_indices(torch.tensor([row], device=self.device))
-            if len(ctxs) > 1:
-                cache.batch_repeat_interleave(len(ctxs))
+            cache = self._select_rows(snapshot, [row] * len(ctxs))
             ids = torch.tensor([before + list(c) for c in ctxs], dtype=torch.long, device=self.device)
             kw = {}
             if cam is not None:      # full length: the step's mask, then its last row for every token fed here
-                full = torch.cat([cam, cam[:, -1:].repeat(1, ids.shape[1], 1, 1)], dim=1)
-                kw["cross_attention_mask"] = full.repeat(len(ctxs), 1, 1, 1)
+                kw["cross_attention_mask"] = self._step_cam(cam, 0, len(ctxs), ids.shape[1])
             attn = torch.ones((len(ctxs), length + ids.shape[1]), dtype=torch.long, device=self.device)
             logits = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True,
                                 logits_to_keep=1, **kw).logits[:, -1]
-            lp = self._logprobs(logits)
-            for k, c in enumerate(ctxs):
-                out[c] = forms.gather(lp[k])
+            for c, d in zip(ctxs, self._gathered(logits, forms)):
+                out[c] = d
         return out
