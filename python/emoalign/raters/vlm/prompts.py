@@ -20,7 +20,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -149,9 +149,10 @@ class PromptSet:
     def hash(self) -> str:
         return template_hash(self.strategy, self.templates_path, self.persona)
 
-    @property
+    @cached_property
     def lexicon(self):
-        """The :class:`~emoalign.raters.vlm.lexicon.Lexicon` of the open_vocabulary strategy, over ``labels``."""
+        """The :class:`~emoalign.raters.vlm.lexicon.Lexicon` of the open_vocabulary strategy, over ``labels``; read
+        once per prompt set, so every batch of a run maps answers with the lexicon whose sha256 the run records."""
         from emoalign.raters.vlm.lexicon import load_lexicon
 
         return load_lexicon(self.labels, self.lexicon_path)
