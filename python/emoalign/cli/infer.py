@@ -328,18 +328,16 @@ def infer(rater_spec, stimuli, out, name, run_id, strategy, persona, lexicon, co
             if strategy == "open_vocabulary":
                 prompts.lexicon  # noqa: B018
         backend = load_backend(kind, model, config)
+        rater_kw = dict(seed=seed, batch_size=config.batch_size or getattr(backend, "default_batch_size", 1),
+                        max_new_tokens=config.max_new_tokens)
         if plan["conditions"]:
             from emoalign.raters.vlm.plan import plan_raters
 
-            order_list = []
-            raters += plan_raters(name, backend, plan["conditions"], prompts, order=label_order, seed=seed,
-                                  batch_size=config.batch_size or getattr(backend, "default_batch_size", 1),
-                                  max_new_tokens=config.max_new_tokens)
-        for order in order_list:
-            rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
-            raters.append(VLMRater(rname, backend, prompts, order=order, seed=seed,
-                                   batch_size=config.batch_size or getattr(backend, "default_batch_size", 1),
-                                   max_new_tokens=config.max_new_tokens))
+            raters += plan_raters(name, backend, plan["conditions"], prompts, order=label_order, **rater_kw)
+        else:
+            for order in order_list:
+                rname = name if (len(order_list) == 1 or order == "fixed") else f"{name}@{order}"
+                raters.append(VLMRater(rname, backend, prompts, order=order, **rater_kw))
 
     failed = []
     for rater in raters:
