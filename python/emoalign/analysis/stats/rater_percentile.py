@@ -192,13 +192,8 @@ def percentile(agree: dict[str, np.ndarray], metric: str = "r", V=None) -> np.nd
     (83.33333333333333, 50.0)
     """
     h, m = agree[f"{metric}_human"], agree[f"{metric}_machine"]
-    V = np.ones_like(h) if V is None else np.broadcast_to(np.asarray(V, float), h.shape)
-    ok = np.isfinite(h) & np.isfinite(m) & (V > 0)
     better = (m > h) if METRICS[metric] else (m < h)
-    score = np.where(ok, better + 0.5 * (m == h), 0.0)
-    wsum = np.where(ok, V, 0).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(wsum > 0, 100 * (V * score).sum(axis=1) / wsum, np.nan)
+    return _weighted_rater_mean(better + 0.5 * (m == h), np.isfinite(h) & np.isfinite(m), V, scale=100)
 
 
 def rater_mean(agree: dict[str, np.ndarray], key: str, V=None) -> np.ndarray:
@@ -229,11 +224,17 @@ def rater_mean(agree: dict[str, np.ndarray], key: str, V=None) -> np.ndarray:
     [1.0]
     """
     a = agree[key]
-    V = np.ones_like(a) if V is None else np.broadcast_to(np.asarray(V, float), a.shape)
-    ok = np.isfinite(a) & (V > 0)
+    return _weighted_rater_mean(a, np.isfinite(a), V)
+
+
+def _weighted_rater_mean(values: np.ndarray, defined: np.ndarray, V=None, scale: float = 1.0) -> np.ndarray:
+    """Per row, ``scale`` times the mean of ``values`` over the raters where ``defined`` and the weight ``V``
+    (``B x J``, default ones) is positive, weighted by ``V``; NaN for a row without such a rater."""
+    V = np.ones(values.shape) if V is None else np.broadcast_to(np.asarray(V, float), values.shape)
+    ok = defined & (V > 0)
     wsum = np.where(ok, V, 0).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(wsum > 0, np.where(ok, V * a, 0).sum(axis=1) / wsum, np.nan)
+        return np.where(wsum > 0, scale * np.where(ok, V * values, 0).sum(axis=1) / wsum, np.nan)
 
 
 #: summary statistics of one (re)sample, computed by :func:`summarise`
